@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what skillserve needs and is missing; quick and silent when everything is there.
+#   npm dependencies (npm ci when node_modules is missing or older than package-lock.json),
+#   nginx from Debian (the cluster runs its own nginx instance; the system one is left alone),
+#   wrk from Debian when `--bench` is given.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: $* missing; install it with: sudo apt-get install -y $*" >&2
+    exit 1
+  fi
+  echo "setup: installing $* from Debian…"
+  if [ ! -f /var/lib/apt/periodic/skillserve-updated ] || [ -z "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock)" ]; then
+    apt-get update -qq
+    mkdir -p /var/lib/apt/periodic && touch /var/lib/apt/periodic/skillserve-updated
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: installing npm dependencies (npm ci)…"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  apt_install nginx-light
+fi
+
+if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then
+  apt_install wrk
+fi

@@ -1,0 +1,116 @@
+#!/usr/bin/env node
+import { fileURLToPath } from 'node:url';
+import { ConfigError, type Config, loadConfig } from './config/index.js';
+import { PreflightError } from './cluster/preflight.js';
+import { readState, isAlive, stopCluster } from './cluster/state.js';
+import { startCluster } from './cluster/supervisor.js';
+
+const usage = `skillserve — a load-balanced inference cluster
+
+Usage: skillserve <command>
+
+  up           start the whole cluster in the foreground (nginx, gateways, dispatchers, skills)
+  down         stop the cluster started by \`up\` (from another shell)
+  status       show the cluster's processes and readiness
+  gateway      run one gateway (HTTP API)
+  dispatcher   run one dispatcher (BullMQ workers → gRPC)
+  skill        run one skill service (gRPC), SKILL_NAME selects which
+
+Every setting comes from environment variables; see the README's configuration table.`;
+
+const print = (line: string) => process.stdout.write(`${line}\n`);
+
+async function up(config: Config): Promise<void> {
+  print('skillserve: checking Redis and Postgres, starting the cluster…');
+  const cluster = await startCluster({ config, cliPath: fileURLToPath(import.meta.url), print });
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    print(`\nskillserve: ${signal} — stopping every process…`);
+    cluster.stop().then(
+      () => {
+        print('skillserve: stopped.');
+        process.exit(0);
+      },
+      (err: unknown) => {
+        print(`skillserve: stop failed: ${(err as Error).message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  const rows = cluster.processes.map((p) => `  ${p.spec.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`);
+  print(`
+skillserve is up.
+
+  endpoint   ${cluster.endpoint}
+  gateways   ${config.GATEWAY_COUNT} behind nginx (least_conn), dispatchers ${config.DISPATCHER_COUNT}, skills ${config.SKILLS.join(', ')}
+
+${rows.join('\n')}
+
+Try:
+  curl -s ${cluster.endpoint}/v1/skills
+  curl -si ${cluster.endpoint}/v1/skills/nlp/infer -H 'content-type: application/json' \\
+       -d '{"input":"My sister Maria lives in Madrid and loves her new job.","task":"sentiment"}'
+
+Ctrl-C (or \`skillserve down\` in another shell) stops every process.`);
+}
+
+async function status(config: Config): Promise<void> {
+  const state = readState(config.RUN_DIR);
+  if (!state || !isAlive(state.supervisorPid)) {
+    print('skillserve: no cluster is running (from this RUN_DIR).');
+    process.exitCode = 1;
+    return;
+  }
+  print(`supervisor pid ${state.supervisorPid}, up since ${state.startedAt}, endpoint ${state.endpoint}`);
+  for (const p of state.processes) print(`  ${p.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} ${isAlive(p.pid) ? 'running' : 'DOWN'}`);
+  try {
+    const res = await fetch(`${state.endpoint}/readyz`, { signal: AbortSignal.timeout(3_000) });
+    print(`readyz: ${res.status} ${await res.text()}`);
+  } catch (err) {
+    print(`readyz: no answer (${(err as Error).message})`);
+    process.exitCode = 1;
+  }
+}
+
+async function main(): Promise<void> {
+  const command = process.argv[2];
+  if (!command || command === 'help' || command === '--help' || command === '-h') {
+    print(usage);
+    return;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'up':
+      return up(config);
+    case 'down': {
+      const result = await stopCluster(config.RUN_DIR, config.SHUTDOWN_TIMEOUT_MS + 10_000);
+      print(result === 'stopped' ? 'skillserve: stopped.' : 'skillserve: no cluster is running (from this RUN_DIR).');
+      return;
+    }
+    case 'status':
+      return status(config);
+    case 'gateway':
+      return (await import('./gateway/main.js')).runGateway(config);
+    case 'dispatcher':
+      return (await import('./queue/main.js')).runDispatcher(config);
+    case 'skill':
+      return (await import('./skills/main.js')).runSkill(config);
+    default:
+      print(`skillserve: unknown command "${command}"\n\n${usage}`);
+      process.exitCode = 2;
+  }
+}
+
+main().catch((err: unknown) => {
+  if (err instanceof ConfigError || err instanceof PreflightError) {
+    process.stderr.write(`skillserve: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`skillserve: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});

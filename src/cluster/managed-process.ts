@@ -1,0 +1,80 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+
+export interface ProcessSpec {
+  /** Unique, human-readable: `gateway-1`, `skill-nlp`, `nginx`. */
+  name: string;
+  command: string;
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  logFile: string;
+  /** Node roles get an IPC channel: it closes when the supervisor dies, and they stop. */
+  ipc: boolean;
+  /** Signal that asks the process to stop gracefully. */
+  stopSignal?: NodeJS.Signals;
+}
+
+const MIN_BACKOFF_MS = 500;
+const MAX_BACKOFF_MS = 30_000;
+/** A process that ran this long before dying is restarted without delay growth. */
+const STABLE_AFTER_MS = 30_000;
+
+/**
+ * One supervised child: started, restarted with exponential backoff when it dies on its own,
+ * stopped gracefully (then killed) on request.
+ */
+export class ManagedProcess {
+  private child?: ChildProcess;
+  private stopping = false;
+  private backoffMs = MIN_BACKOFF_MS;
+  private restartTimer?: NodeJS.Timeout;
+  restarts = 0;
+
+  constructor(
+    readonly spec: ProcessSpec,
+    private readonly onEvent: (name: string, event: string) => void,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.exitCode === null ? this.child.pid : undefined;
+  }
+
+  start(): void {
+    const fd = openSync(this.spec.logFile, 'a');
+    const startedAt = Date.now();
+    const child = spawn(this.spec.command, this.spec.args, {
+      env: this.spec.env,
+      stdio: ['ignore', fd, fd, ...(this.spec.ipc ? (['ipc'] as const) : [])],
+    });
+    closeSync(fd);
+    this.child = child;
+    child.on('error', (err) => this.onEvent(this.spec.name, `could not start: ${err.message}`));
+    child.on('exit', (code, signal) => {
+      if (this.stopping) return;
+      const ranMs = Date.now() - startedAt;
+      if (ranMs > STABLE_AFTER_MS) this.backoffMs = MIN_BACKOFF_MS;
+      this.onEvent(
+        this.spec.name,
+        `exited (${signal ?? `code ${code}`}); restarting in ${this.backoffMs} ms — see ${this.spec.logFile}`,
+      );
+      this.restartTimer = setTimeout(() => {
+        this.restarts++;
+        this.start();
+      }, this.backoffMs);
+      this.backoffMs = Math.min(this.backoffMs * 2, MAX_BACKOFF_MS);
+    });
+  }
+
+  /** Asks the process to stop, and kills it if it has not exited within `timeoutMs`. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill(this.spec.stopSignal ?? 'SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    await exited;
+    clearTimeout(timer);
+  }
+}

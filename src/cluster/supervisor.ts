@@ -1,0 +1,150 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Config } from '../config/index.js';
+import { ManagedProcess, type ProcessSpec } from './managed-process.js';
+import { renderNginxConfig } from './nginx.js';
+import { checkPortFree, checkPostgres, checkRedis, findNginx } from './preflight.js';
+import { clearState, isAlive, writeState } from './state.js';
+
+export interface SupervisorOptions {
+  config: Config;
+  /** The CLI entry (src/cli.ts or dist/cli.js) that children run with a role. */
+  cliPath: string;
+  /** Where the supervisor reports; the CLI prints it, tests capture it. */
+  print: (line: string) => void;
+  /** How long to wait for the cluster to become ready. */
+  readyTimeoutMs?: number;
+}
+
+export interface RunningCluster {
+  endpoint: string;
+  processes: ManagedProcess[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The local supervisor: checks Redis and Postgres, starts skills, dispatchers, gateways and
+ * nginx (its own instance, own prefix), restarts what dies, and stops everything on request.
+ */
+export async function startCluster({ config, cliPath, print, readyTimeoutMs = 90_000 }: SupervisorOptions): Promise<RunningCluster> {
+  const runDir = resolve(config.RUN_DIR);
+  const nginxPrefix = join(runDir, 'nginx');
+  const logDir = join(runDir, 'logs');
+  for (const dir of [logDir, join(nginxPrefix, 'logs'), join(nginxPrefix, 'tmp')]) mkdirSync(dir, { recursive: true });
+  await killStaleNginx(nginxPrefix);
+
+  const host = config.HOST;
+  const gatewayPorts = Array.from({ length: config.GATEWAY_COUNT }, (_, i) => config.GATEWAY_BASE_PORT + i);
+  await Promise.all([checkRedis(config), checkPostgres(config)]);
+  await checkPortFree(host, config.PUBLIC_PORT, 'the public');
+  for (const port of gatewayPorts) await checkPortFree(host, port, 'a gateway');
+  const nginxBin = findNginx(config);
+
+  const nodeArgs = [...process.execArgv, cliPath];
+  const role = (name: string, roleName: string, env: Record<string, string>): ProcessSpec => ({
+    name,
+    command: process.execPath,
+    args: [...nodeArgs, roleName],
+    env: { ...process.env, ...env },
+    logFile: join(logDir, `${name}.log`),
+    ipc: true,
+  });
+
+  const specs: ProcessSpec[] = [
+    ...config.SKILLS.map((skill) => role(`skill-${skill}`, 'skill', { SKILL_NAME: skill, SKILL_PORT: '0', METRICS_PORT: '0' })),
+    ...Array.from({ length: config.DISPATCHER_COUNT }, (_, i) => role(`dispatcher-${i + 1}`, 'dispatcher', { METRICS_PORT: '0' })),
+    ...gatewayPorts.map((port, i) => role(`gateway-${i + 1}`, 'gateway', { GATEWAY_PORT: String(port) })),
+  ];
+  const nginxConf = join(nginxPrefix, 'nginx.conf');
+  writeFileSync(
+    nginxConf,
+    renderNginxConfig({
+      prefix: nginxPrefix,
+      listen: { host, port: config.PUBLIC_PORT },
+      gateways: gatewayPorts.map((port) => ({ host, port })),
+      clientMaxBodyBytes: Math.max(config.BODY_LIMIT_BYTES * 4, 1024 * 1024),
+      proxyReadTimeoutS: config.REQUEST_TIMEOUT_MS / 1000 + 5,
+    }),
+  );
+  const nginxSpec: ProcessSpec = {
+    name: 'nginx',
+    command: nginxBin,
+    args: ['-p', nginxPrefix, '-c', nginxConf, '-e', join(nginxPrefix, 'logs', 'error.log'), '-g', 'daemon off;'],
+    env: process.env,
+    logFile: join(logDir, 'nginx.log'),
+    ipc: false,
+    // SIGQUIT is nginx's graceful shutdown.
+    stopSignal: 'SIGQUIT',
+  };
+
+  const endpoint = `http://${host}:${config.PUBLIC_PORT}`;
+  const processes: ManagedProcess[] = [];
+  const record = () =>
+    writeState(runDir, {
+      supervisorPid: process.pid,
+      startedAt: new Date().toISOString(),
+      endpoint,
+      processes: processes.map((p) => ({ name: p.spec.name, pid: p.pid })),
+    });
+  const onEvent = (name: string, event: string) => {
+    print(`[${new Date().toISOString()}] ${name}: ${event}`);
+    setTimeout(record, 1_000).unref();
+  };
+
+  const stop = async () => {
+    // Reverse order of start: nginx stops taking traffic first, skills go last.
+    for (const p of [...processes].reverse()) await p.stop(config.SHUTDOWN_TIMEOUT_MS + 2_000);
+    clearState(runDir);
+  };
+
+  try {
+    for (const spec of specs) {
+      const p = new ManagedProcess(spec, onEvent);
+      processes.push(p);
+      p.start();
+    }
+    record();
+    const deadline = Date.now() + readyTimeoutMs;
+    await Promise.all(gatewayPorts.map((port) => waitReady(`http://${host}:${port}/readyz`, deadline)));
+    const nginx = new ManagedProcess(nginxSpec, onEvent);
+    processes.push(nginx);
+    nginx.start();
+    record();
+    await waitReady(`${endpoint}/readyz`, deadline);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { endpoint, processes, stop };
+}
+
+/** Polls `url` until it answers 200 or the deadline passes; the error names the last answer. */
+export async function waitReady(url: string, deadline: number): Promise<void> {
+  let last = 'no answer';
+  while (Date.now() < deadline) {
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
+      const body = await res.text();
+      if (res.ok) return;
+      last = `${res.status} ${body.slice(0, 300)}`;
+    } catch (err) {
+      last = (err as Error).message;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${url} did not become ready: ${last}. Logs are in the run directory's logs/.`);
+}
+
+/** An nginx left behind by a supervisor that was killed outright still holds our port. */
+async function killStaleNginx(prefix: string): Promise<void> {
+  let pid = 0;
+  try {
+    pid = Number(readFileSync(join(prefix, 'nginx.pid'), 'utf8').trim());
+  } catch {
+    return; // no pid file: nothing to clean up
+  }
+  if (!pid || !isAlive(pid)) return;
+  process.kill(pid, 'SIGQUIT');
+  for (let i = 0; i < 50 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+  if (isAlive(pid)) process.kill(pid, 'SIGKILL');
+}

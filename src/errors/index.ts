@@ -1,0 +1,2 @@
+export { AppError, type ErrorBody } from './app-error.js';
+export { errorCatalogue, isErrorCode, type ErrorCode } from './catalogue.js';

@@ -1,0 +1,45 @@
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../../observability/logger.js';
+import type { GatewayMetrics } from '../metrics.js';
+
+declare module 'express-serve-static-core' {
+  interface Request {
+    id: string;
+    log: Logger;
+  }
+}
+
+/** A client's own id is kept only if it is short and plain, so it cannot forge log lines or headers. */
+const acceptableId = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export interface RequestContextOptions {
+  instance: string;
+  logger: Logger;
+  metrics: GatewayMetrics;
+}
+
+/**
+ * Gives every request an id (the client's X-Request-Id if acceptable), a child logger carrying
+ * it, the X-Served-By header, and its duration in the metrics.
+ */
+export function requestContext({ instance, logger, metrics }: RequestContextOptions) {
+  return function requestContextMiddleware(req: Request, res: Response, next: NextFunction): void {
+    const given = req.headers['x-request-id'];
+    req.id = typeof given === 'string' && acceptableId.test(given) ? given : randomUUID();
+    req.log = logger.child({ requestId: req.id });
+    res.setHeader('X-Request-Id', req.id);
+    res.setHeader('X-Served-By', instance);
+    const start = process.hrtime.bigint();
+    metrics.inFlight.inc();
+    res.once('close', () => {
+      metrics.inFlight.dec();
+      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      metrics.requestDuration.observe({ route, method: req.method, status: String(res.statusCode) }, seconds);
+      if (res.statusCode >= 500) req.log.warn({ status: res.statusCode, route, seconds }, 'request failed');
+      else req.log.debug({ status: res.statusCode, route, seconds }, 'request');
+    });
+    next();
+  };
+}

@@ -1,0 +1,170 @@
+import { type Job, Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Config } from '../config/index.js';
+import { AppError } from '../errors/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { SkillClientPool } from '../skills/client-pool.js';
+import { fromItemError } from '../skills/grpc-errors.js';
+import type { WireInferRequest, WireInferResponse } from '../skills/proto.js';
+import type { CachedRegistry } from '../skills/registry.js';
+import {
+  type CompletionMessage,
+  completionChannel,
+  encodeFailure,
+  type InferJobData,
+  type InferJobResult,
+  type JobOutput,
+  queuePrefix,
+} from './job.js';
+
+export interface DispatcherDeps {
+  config: Config;
+  /** Commands and publishing. */
+  redis: Redis;
+  /** A connection BullMQ workers may block on (maxRetriesPerRequest: null). */
+  workerConnection: Redis;
+  registry: CachedRegistry;
+  pool: SkillClientPool;
+  logger: Logger;
+  metrics: Registry;
+}
+
+export interface Dispatcher {
+  /** Starts a worker for every skill in the catalogue, and keeps watching for new skills. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Pulls jobs from `skill:<name>` queues, calls the skill over gRPC and completes each job. */
+export function createDispatcher(deps: DispatcherDeps): Dispatcher {
+  const { config, logger } = deps;
+  const workers = new Map<string, Worker<InferJobData, InferJobResult>>();
+  const channel = completionChannel(config.KEY_PREFIX);
+  let watch: NodeJS.Timeout | undefined;
+
+  const jobsTotal = new Counter({
+    name: 'dispatcher_jobs_total',
+    help: 'Jobs finished by this dispatcher, by skill and outcome',
+    labelNames: ['skill', 'outcome'] as const,
+    registers: [deps.metrics],
+  });
+  const queueWait = new Histogram({
+    name: 'dispatcher_queue_wait_seconds',
+    help: 'Time a job waited in its queue before a dispatcher took it',
+    labelNames: ['skill'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [deps.metrics],
+  });
+  const skillCall = new Histogram({
+    name: 'dispatcher_skill_call_seconds',
+    help: 'gRPC round trip to the skill, as the dispatcher saw it',
+    labelNames: ['skill'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [deps.metrics],
+  });
+
+  async function processJob(job: Job<InferJobData, InferJobResult>): Promise<InferJobResult> {
+    const { skill, item } = job.data;
+    const queueMs = Date.now() - job.data.enqueuedAt;
+    queueWait.observe({ skill }, queueMs / 1000);
+    const req: WireInferRequest = {
+      id: job.id ?? '',
+      ...(item.tensors ? { tensors: { tensors: item.tensors } } : { text: item.text ?? '' }),
+      parameters: {
+        task: item.task,
+        maxTokens: item.maxTokens,
+        temperature: item.temperature,
+        modelVersion: item.modelVersion,
+      },
+    };
+    const t0 = performance.now();
+    let res: WireInferResponse;
+    try {
+      res = await deps.pool.withReplica(skill, (c) => c.infer(req, config.SKILL_CALL_TIMEOUT_MS));
+    } catch (err) {
+      throw encodeFailure(err);
+    } finally {
+      skillCall.observe({ skill }, (performance.now() - t0) / 1000);
+    }
+    const skillMs = performance.now() - t0;
+    if (res.error?.code) throw encodeFailure(fromItemError(res.error, skill));
+    return {
+      output: outputOf(res),
+      model: res.model,
+      timing: {
+        queueMs,
+        computeMs: (res.timing?.computeUs ?? 0) / 1000,
+        skillMs: Math.round(skillMs * 1000) / 1000,
+        batchSize: res.timing?.batchSize ?? 1,
+      },
+    };
+  }
+
+  function publish(msg: CompletionMessage): void {
+    deps.redis.publish(channel, JSON.stringify(msg)).catch((err: unknown) => {
+      // The waiter reads the job's final state when its deadline comes; nothing is lost.
+      logger.warn({ err, id: msg.id }, 'could not publish a completion');
+    });
+  }
+
+  function startWorker(skill: string): void {
+    const worker = new Worker<InferJobData, InferJobResult>(skill, processJob, {
+      connection: deps.workerConnection,
+      prefix: queuePrefix(config.KEY_PREFIX),
+      concurrency: config.DISPATCHER_CONCURRENCY,
+    });
+    worker.on('completed', (job, result) => {
+      jobsTotal.inc({ skill, outcome: 'completed' });
+      if (job.id) publish({ id: job.id, ok: true, result });
+    });
+    worker.on('failed', (job, err) => {
+      if (!job?.id) return;
+      const final = job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
+      if (!final) return;
+      jobsTotal.inc({ skill, outcome: 'failed' });
+      publish({ id: job.id, ok: false, error: safeParse(err.message) });
+    });
+    worker.on('error', (err) => logger.warn({ err, skill }, 'worker error'));
+    workers.set(skill, worker);
+    logger.info({ skill }, 'dispatching');
+  }
+
+  async function sync(): Promise<void> {
+    const { catalogue } = await deps.registry.get();
+    for (const name of catalogue.keys()) if (!workers.has(name)) startWorker(name);
+  }
+
+  return {
+    async start() {
+      await sync();
+      watch = setInterval(() => {
+        sync().catch((err: unknown) => logger.warn({ err }, 'could not read the skill catalogue'));
+      }, config.REGISTRY_CACHE_MS * 2);
+    },
+    async close() {
+      clearInterval(watch);
+      // Worker.close() waits for active jobs to finish, so accepted work completes.
+      await Promise.allSettled([...workers.values()].map((w) => w.close()));
+    },
+  };
+}
+
+function outputOf(res: WireInferResponse): JobOutput {
+  switch (res.output) {
+    case 'json':
+      return { json: JSON.parse(res.json ?? 'null') };
+    case 'tensors':
+      return { tensors: res.tensors?.tensors ?? [] };
+    default:
+      return { text: res.text ?? '' };
+  }
+}
+
+function safeParse(message: string): unknown {
+  try {
+    return JSON.parse(message);
+  } catch {
+    return new AppError('SKILL_ERROR').toJSON();
+  }
+}

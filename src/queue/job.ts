@@ -1,0 +1,66 @@
+import { UnrecoverableError } from 'bullmq';
+import { AppError } from '../errors/index.js';
+import type { WireTensor } from '../skills/proto.js';
+
+/** What a gateway puts on queue `skill:<name>`. */
+export interface InferJobData {
+  skill: string;
+  requestId: string;
+  /** Epoch ms when the gateway enqueued the job. */
+  enqueuedAt: number;
+  item: {
+    text?: string;
+    tensors?: WireTensor[];
+    task: string;
+    maxTokens: number;
+    temperature?: number;
+    modelVersion: string;
+  };
+}
+
+export type JobOutput = { text: string } | { json: unknown } | { tensors: WireTensor[] };
+
+/** What a dispatcher completes the job with. */
+export interface InferJobResult {
+  output: JobOutput;
+  model: string;
+  timing: {
+    /** From enqueue to a dispatcher picking the job up. */
+    queueMs: number;
+    /** Model time inside the skill. */
+    computeMs: number;
+    /** Whole gRPC round trip, as the dispatcher saw it. */
+    skillMs: number;
+    batchSize: number;
+  };
+}
+
+/** Published on the completion channel when a job reaches a final state. */
+export type CompletionMessage = { id: string; ok: true; result: InferJobResult } | { id: string; ok: false; error: unknown };
+
+/** BullMQ names queues `<prefix>:<name>`; ours are `<KEY_PREFIX>:skill:<skill>`. */
+export function queuePrefix(keyPrefix: string): string {
+  return `${keyPrefix}:skill`;
+}
+
+/** One channel for the whole cluster: every gateway hears every completion (and so can coalesce). */
+export function completionChannel(keyPrefix: string): string {
+  return `${keyPrefix}:jobs:done`;
+}
+
+/**
+ * BullMQ keeps a failed job's reason as a string; ours is the AppError's JSON so the code
+ * survives the trip. Unrecoverable: the gateway's deadline, not BullMQ, decides about retries.
+ */
+export function encodeFailure(err: unknown): UnrecoverableError {
+  const appError = err instanceof AppError ? err : new AppError('SKILL_ERROR', undefined, undefined, { cause: err });
+  return new UnrecoverableError(JSON.stringify(appError.toJSON()));
+}
+
+export function decodeFailure(reason: string | undefined): AppError {
+  try {
+    return AppError.from(JSON.parse(reason ?? ''));
+  } catch {
+    return new AppError('SKILL_ERROR');
+  }
+}

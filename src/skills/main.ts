@@ -1,0 +1,43 @@
+import { type Config, instanceId } from '../config/index.js';
+import { handleShutdown } from '../lib/lifecycle.js';
+import { createRedis } from '../lib/redis.js';
+import { createLogger } from '../observability/logger.js';
+import { createRegistry, serveMetrics } from '../observability/metrics.js';
+import { createBackend } from './backends/index.js';
+import { SkillRegistry } from './registry.js';
+import { createSkillServer } from './server.js';
+
+/** Role `skill`: hosts SKILL_NAME over gRPC and announces it in the registry until stopped. */
+export async function runSkill(config: Config): Promise<void> {
+  const name = config.SKILL_NAME;
+  const provisional = instanceId(config, `skill-${name}`);
+  const logger = createLogger({ level: config.LOG_LEVEL, role: 'skill', instance: provisional });
+  const backend = createBackend(name, config);
+  const metrics = createRegistry({ role: 'skill', instance: provisional });
+  const server = createSkillServer({ name, backend, logger, registry: metrics });
+
+  const port = await server.start(config.HOST, config.SKILL_PORT);
+  const address = `${config.HOST}:${port}`;
+  const instance = instanceId(config, `skill-${name}`, port);
+  const metricsServer = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
+
+  const redis = createRedis(config.REDIS_URL, { name: `skill-${name}` });
+  const registry = new SkillRegistry(redis, config.KEY_PREFIX);
+  const replica = { name, ...backend.describe(), address, instance, startedAt: Date.now() };
+  const announce = () =>
+    registry.announce(replica, config.SKILL_TTL_MS).catch((err: unknown) => {
+      logger.warn({ err }, 'heartbeat to the registry failed');
+    });
+  await registry.announce(replica, config.SKILL_TTL_MS);
+  const heartbeat = setInterval(announce, config.SKILL_HEARTBEAT_MS);
+
+  logger.info({ address, metricsPort: metricsServer.port, model: replica.model }, 'skill serving');
+
+  handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
+    { name: 'heartbeat', run: () => clearInterval(heartbeat) },
+    { name: 'registry', run: () => registry.withdraw(name, address) },
+    { name: 'grpc', run: () => server.stop(config.SHUTDOWN_TIMEOUT_MS / 2) },
+    { name: 'metrics', run: () => new Promise((r) => metricsServer.server.close(r)) },
+    { name: 'redis', run: () => redis.quit() },
+  ]);
+}

@@ -1,0 +1,110 @@
+import type { Redis } from 'ioredis';
+import type { SkillDescriptor } from './backend.js';
+
+/** A skill as the catalogue knows it: what it offers, whether or not a replica is up. */
+export interface SkillInfo extends SkillDescriptor {
+  name: string;
+}
+
+/** One running replica of a skill. */
+export interface SkillReplica extends SkillInfo {
+  address: string;
+  instance: string;
+  startedAt: number;
+  /** Epoch ms after which the replica counts as gone unless it heartbeats again. */
+  expiresAt: number;
+}
+
+export interface RegistrySnapshot {
+  /** Every skill ever announced on this cluster, by name. */
+  catalogue: Map<string, SkillInfo>;
+  /** Replicas whose heartbeat is current. */
+  live: SkillReplica[];
+}
+
+/**
+ * Skill discovery in Redis. Skills announce themselves with a heartbeat, so dispatchers
+ * and gateways find them without fixed ports. Two hashes: the catalogue (name → what the
+ * skill offers; kept, so a skill that is down is still known and answers 503 rather than 404)
+ * and the live set (name|address → replica with its expiry).
+ *
+ * Expiry uses the announcing process's clock; replicas on other hosts need synchronised clocks
+ * within a fraction of the TTL, which NTP gives.
+ */
+export class SkillRegistry {
+  private readonly catalogueKey: string;
+  private readonly liveKey: string;
+
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
+    this.catalogueKey = `${prefix}:registry:catalogue`;
+    this.liveKey = `${prefix}:registry:live`;
+  }
+
+  async announce(replica: Omit<SkillReplica, 'expiresAt'>, ttlMs: number): Promise<void> {
+    const { address, instance: _i, startedAt: _s, ...info } = replica;
+    await this.redis
+      .multi()
+      .hset(this.catalogueKey, replica.name, JSON.stringify(info))
+      .hset(this.liveKey, `${replica.name}|${address}`, JSON.stringify({ ...replica, expiresAt: Date.now() + ttlMs }))
+      .exec();
+  }
+
+  async withdraw(name: string, address: string): Promise<void> {
+    await this.redis.hdel(this.liveKey, `${name}|${address}`);
+  }
+
+  async snapshot(): Promise<RegistrySnapshot> {
+    const [catalogueRes, liveRes] = (await this.redis.multi().hgetall(this.catalogueKey).hgetall(this.liveKey).exec()) ?? [];
+    const rawCatalogue = (catalogueRes?.[1] ?? {}) as Record<string, string>;
+    const rawLive = (liveRes?.[1] ?? {}) as Record<string, string>;
+    const now = Date.now();
+    const catalogue = new Map<string, SkillInfo>();
+    for (const [name, json] of Object.entries(rawCatalogue)) catalogue.set(name, { name, ...JSON.parse(json) });
+    const live: SkillReplica[] = [];
+    const expired: string[] = [];
+    for (const [field, json] of Object.entries(rawLive)) {
+      const replica = JSON.parse(json) as SkillReplica;
+      if (replica.expiresAt > now) live.push(replica);
+      else expired.push(field);
+    }
+    // Replicas that died without withdrawing are swept by whoever reads them first.
+    if (expired.length > 0) void this.redis.hdel(this.liveKey, ...expired).catch(() => undefined);
+    return { catalogue, live };
+  }
+}
+
+/**
+ * A registry snapshot reused for `maxAgeMs`, so the hot path does not ask Redis on every
+ * request. Concurrent callers share one refresh.
+ */
+export class CachedRegistry {
+  private value?: { at: number; snapshot: RegistrySnapshot };
+  private pending?: Promise<RegistrySnapshot>;
+
+  constructor(
+    private readonly registry: SkillRegistry,
+    private readonly maxAgeMs: number,
+  ) {}
+
+  async get(): Promise<RegistrySnapshot> {
+    if (this.value && Date.now() - this.value.at < this.maxAgeMs) return this.value.snapshot;
+    this.pending ??= this.registry
+      .snapshot()
+      .then((snapshot) => {
+        this.value = { at: Date.now(), snapshot };
+        return snapshot;
+      })
+      .finally(() => {
+        this.pending = undefined;
+      });
+    return this.pending;
+  }
+
+  /** Forget the cached snapshot, e.g. after a replica was found dead. */
+  invalidate(): void {
+    this.value = undefined;
+  }
+}
