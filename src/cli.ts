@@ -42,7 +42,9 @@ async function up(config: Config): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 
-  const rows = cluster.processes.map((p) => `  ${p.spec.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`);
+  const rows = cluster.processes.map(
+    (p) => `  ${p.spec.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`,
+  );
   print(`
 skillserve is up.
 
@@ -67,7 +69,8 @@ async function status(config: Config): Promise<void> {
     return;
   }
   print(`supervisor pid ${state.supervisorPid}, up since ${state.startedAt}, endpoint ${state.endpoint}`);
-  for (const p of state.processes) print(`  ${p.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} ${isAlive(p.pid) ? 'running' : 'DOWN'}`);
+  for (const p of state.processes)
+    print(`  ${p.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} ${isAlive(p.pid) ? 'running' : 'DOWN'}`);
   try {
     const res = await fetch(`${state.endpoint}/readyz`, { signal: AbortSignal.timeout(3_000) });
     print(`readyz: ${res.status} ${await res.text()}`);

@@ -40,6 +40,7 @@ export class ManagedProcess {
   }
 
   start(): void {
+    this.stopping = false;
     const fd = openSync(this.spec.logFile, 'a');
     const startedAt = Date.now();
     const child = spawn(this.spec.command, this.spec.args, {

@@ -51,7 +51,15 @@ export async function stopCluster(runDir: string, timeoutMs: number): Promise<'s
     clearState(runDir);
     return 'not-running';
   }
-  if (isAlive(state.supervisorPid)) process.kill(state.supervisorPid, 'SIGTERM');
+  if (isAlive(state.supervisorPid)) {
+    process.kill(state.supervisorPid, 'SIGTERM');
+  } else {
+    // The supervisor died without cleaning up: ask what it left behind to stop (SIGQUIT is
+    // nginx's graceful stop).
+    for (const p of state.processes) {
+      if (isAlive(p.pid)) process.kill(p.pid!, p.name === 'nginx' ? 'SIGQUIT' : 'SIGTERM');
+    }
+  }
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline && pids.some(isAlive)) await new Promise((r) => setTimeout(r, 100));
   for (const pid of pids.filter(isAlive)) process.kill(pid, 'SIGKILL');

@@ -8,6 +8,8 @@ import { clearState, isAlive, writeState } from './state.js';
 
 export interface SupervisorOptions {
   config: Config;
+  /** The environment `config` was parsed from; children get it too, so they see the same settings. */
+  env?: NodeJS.ProcessEnv;
   /** The CLI entry (src/cli.ts or dist/cli.js) that children run with a role. */
   cliPath: string;
   /** Where the supervisor reports; the CLI prints it, tests capture it. */
@@ -26,7 +28,13 @@ export interface RunningCluster {
  * The local supervisor: checks Redis and Postgres, starts skills, dispatchers, gateways and
  * nginx (its own instance, own prefix), restarts what dies, and stops everything on request.
  */
-export async function startCluster({ config, cliPath, print, readyTimeoutMs = 90_000 }: SupervisorOptions): Promise<RunningCluster> {
+export async function startCluster({
+  config,
+  env = process.env,
+  cliPath,
+  print,
+  readyTimeoutMs = 90_000,
+}: SupervisorOptions): Promise<RunningCluster> {
   const runDir = resolve(config.RUN_DIR);
   const nginxPrefix = join(runDir, 'nginx');
   const logDir = join(runDir, 'logs');
@@ -40,19 +48,24 @@ export async function startCluster({ config, cliPath, print, readyTimeoutMs = 90
   for (const port of gatewayPorts) await checkPortFree(host, port, 'a gateway');
   const nginxBin = findNginx(config);
 
-  const nodeArgs = [...process.execArgv, cliPath];
-  const role = (name: string, roleName: string, env: Record<string, string>): ProcessSpec => ({
+  // Keep loader flags (e.g. tsx's --import) so children run the same code; drop test-runner flags.
+  const nodeArgs = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath];
+  const role = (name: string, roleName: string, roleEnv: Record<string, string>): ProcessSpec => ({
     name,
     command: process.execPath,
     args: [...nodeArgs, roleName],
-    env: { ...process.env, ...env },
+    env: { ...env, ...roleEnv },
     logFile: join(logDir, `${name}.log`),
     ipc: true,
   });
 
   const specs: ProcessSpec[] = [
-    ...config.SKILLS.map((skill) => role(`skill-${skill}`, 'skill', { SKILL_NAME: skill, SKILL_PORT: '0', METRICS_PORT: '0' })),
-    ...Array.from({ length: config.DISPATCHER_COUNT }, (_, i) => role(`dispatcher-${i + 1}`, 'dispatcher', { METRICS_PORT: '0' })),
+    ...config.SKILLS.map((skill) =>
+      role(`skill-${skill}`, 'skill', { SKILL_NAME: skill, SKILL_PORT: '0', METRICS_PORT: '0' }),
+    ),
+    ...Array.from({ length: config.DISPATCHER_COUNT }, (_, i) =>
+      role(`dispatcher-${i + 1}`, 'dispatcher', { METRICS_PORT: '0' }),
+    ),
     ...gatewayPorts.map((port, i) => role(`gateway-${i + 1}`, 'gateway', { GATEWAY_PORT: String(port) })),
   ];
   const nginxConf = join(nginxPrefix, 'nginx.conf');
@@ -70,7 +83,7 @@ export async function startCluster({ config, cliPath, print, readyTimeoutMs = 90
     name: 'nginx',
     command: nginxBin,
     args: ['-p', nginxPrefix, '-c', nginxConf, '-e', join(nginxPrefix, 'logs', 'error.log'), '-g', 'daemon off;'],
-    env: process.env,
+    env,
     logFile: join(logDir, 'nginx.log'),
     ipc: false,
     // SIGQUIT is nginx's graceful shutdown.

@@ -7,7 +7,12 @@ const list = (fallback: string) =>
   z
     .string()
     .default(fallback)
-    .transform((s) => s.split(',').map((x) => x.trim()).filter(Boolean));
+    .transform((s) =>
+      s
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean),
+    );
 
 /**
  * Every setting of every role, read from the environment once.
@@ -53,7 +58,10 @@ export const configSchema = z.object({
   /** Skills the local cluster starts, one process each. */
   SKILLS: list('nlp'),
   /** Skill hosted by a `skill` process. */
-  SKILL_NAME: z.string().regex(/^[a-z][a-z0-9-]{0,39}$/, 'lower-case name, e.g. "nlp"').default('nlp'),
+  SKILL_NAME: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,39}$/, 'lower-case name, e.g. "nlp"')
+    .default('nlp'),
   /** gRPC port of a skill process; 0 picks a free one and the skill registers the address it got. */
   SKILL_PORT: port(0),
   SKILL_HEARTBEAT_MS: positiveInt(1_000),

@@ -17,9 +17,19 @@ export async function runGateway(config: Config): Promise<void> {
   const metrics = createRegistry({ role: 'gateway', instance });
 
   const redis = createRedis(config.REDIS_URL, { name: 'gateway' });
-  const subscriber = createRedis(config.REDIS_URL, { name: 'gateway-sub', maxRetriesPerRequest: null, commandTimeout: undefined });
+  const subscriber = createRedis(config.REDIS_URL, {
+    name: 'gateway-sub',
+    maxRetriesPerRequest: null,
+    commandTimeout: undefined,
+  });
   const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-gateway' });
-  const jobs = new JobProducer({ redis, subscriber, keyPrefix: config.KEY_PREFIX, retentionS: config.JOB_RETENTION_S, logger });
+  const jobs = new JobProducer({
+    redis,
+    subscriber,
+    keyPrefix: config.KEY_PREFIX,
+    retentionS: config.JOB_RETENTION_S,
+    logger,
+  });
   await jobs.start();
   const skills = new CachedRegistry(new SkillRegistry(redis, config.KEY_PREFIX), config.REGISTRY_CACHE_MS);
   const clients = new SkillClientPool(skills);

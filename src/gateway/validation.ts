@@ -35,10 +35,14 @@ export function parseInferBody(body: unknown, maxInputChars: number): InferBody 
     throw new AppError('BAD_REQUEST', `${first.field}: ${first.problem}`, { problems });
   }
   if (parsed.data.input.length > maxInputChars) {
-    throw new AppError('INPUT_TOO_LARGE', `input has ${parsed.data.input.length} characters; the limit is ${maxInputChars}`, {
-      field: 'input',
-      limit: maxInputChars,
-    });
+    throw new AppError(
+      'INPUT_TOO_LARGE',
+      `input has ${parsed.data.input.length} characters; the limit is ${maxInputChars}`,
+      {
+        field: 'input',
+        limit: maxInputChars,
+      },
+    );
   }
   return parsed.data;
 }

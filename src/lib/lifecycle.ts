@@ -10,7 +10,11 @@ export interface ShutdownStep {
  * keeping on past a failing step, and exits. The whole sequence is bounded by `timeoutMs`:
  * past it the process exits anyway rather than hang.
  */
-export function handleShutdown(logger: Logger, timeoutMs: number, steps: ShutdownStep[]): (reason: string) => Promise<void> {
+export function handleShutdown(
+  logger: Logger,
+  timeoutMs: number,
+  steps: ShutdownStep[],
+): (reason: string) => Promise<void> {
   let started: Promise<void> | undefined;
   const shutdown = (reason: string): Promise<void> => {
     started ??= (async () => {

@@ -36,7 +36,8 @@ export interface InferJobResult {
 }
 
 /** Published on the completion channel when a job reaches a final state. */
-export type CompletionMessage = { id: string; ok: true; result: InferJobResult } | { id: string; ok: false; error: unknown };
+export type CompletionMessage =
+  { id: string; ok: true; result: InferJobResult } | { id: string; ok: false; error: unknown };
 
 /** BullMQ names queues `<prefix>:<name>`; ours are `<KEY_PREFIX>:skill:<skill>`. */
 export function queuePrefix(keyPrefix: string): string {

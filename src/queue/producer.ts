@@ -90,10 +90,12 @@ export class JobProducer {
   private wait(skill: string, id: string, timeoutMs: number): Promise<InferJobResult> {
     return new Promise<InferJobResult>((resolve, reject) => {
       const timer = setTimeout(() => void this.onTimeout(skill, id), timeoutMs);
-      const clear = <T>(fn: (v: T) => void) => (v: T) => {
-        clearTimeout(timer);
-        fn(v);
-      };
+      const clear =
+        <T>(fn: (v: T) => void) =>
+        (v: T) => {
+          clearTimeout(timer);
+          fn(v);
+        };
       const list = this.waiters.get(id) ?? [];
       list.push({ resolve: clear(resolve), reject: clear(reject) });
       this.waiters.set(id, list);

@@ -20,8 +20,7 @@ const byStatus: Partial<Record<status, ErrorCode>> = {
  */
 export function fromGrpcError(err: Partial<ServiceError>, skill: string): AppError {
   const code = (err.code !== undefined && byStatus[err.code as status]) || 'SKILL_ERROR';
-  const message =
-    code === 'BAD_REQUEST' && err.details ? err.details : `${skill}: ${messageFor(code)}`;
+  const message = code === 'BAD_REQUEST' && err.details ? err.details : `${skill}: ${messageFor(code)}`;
   return new AppError(code, message, { skill }, { cause: err });
 }
 

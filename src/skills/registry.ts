@@ -57,7 +57,8 @@ export class SkillRegistry {
   }
 
   async snapshot(): Promise<RegistrySnapshot> {
-    const [catalogueRes, liveRes] = (await this.redis.multi().hgetall(this.catalogueKey).hgetall(this.liveKey).exec()) ?? [];
+    const [catalogueRes, liveRes] =
+      (await this.redis.multi().hgetall(this.catalogueKey).hgetall(this.liveKey).exec()) ?? [];
     const rawCatalogue = (catalogueRes?.[1] ?? {}) as Record<string, string>;
     const rawLive = (liveRes?.[1] ?? {}) as Record<string, string>;
     const now = Date.now();

@@ -129,13 +129,19 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
   }
 
   server.addService(skillServiceDefinition().service, {
-    Infer(call: grpc.ServerUnaryCall<WireInferRequest, WireInferResponse>, callback: grpc.sendUnaryData<WireInferResponse>) {
+    Infer(
+      call: grpc.ServerUnaryCall<WireInferRequest, WireInferResponse>,
+      callback: grpc.sendUnaryData<WireInferResponse>,
+    ) {
       compute([call.request], 'Infer').then(
         (r) => callback(null, r.items[0]),
         (err) => fail(callback, err),
       );
     },
-    InferBatch(call: grpc.ServerUnaryCall<{ items: WireInferRequest[] }, unknown>, callback: grpc.sendUnaryData<unknown>) {
+    InferBatch(
+      call: grpc.ServerUnaryCall<{ items: WireInferRequest[] }, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) {
       if (call.request.items.length === 0) {
         callback({ code: grpc.status.INVALID_ARGUMENT, details: 'InferBatch needs at least one item' });
         return;

@@ -30,7 +30,9 @@ export function errorHandler() {
   return function errorHandlerMiddleware(err: unknown, req: Request, res: Response, _next: NextFunction): void {
     const appError = toAppError(err);
     if (appError.code === 'INTERNAL') req.log.error({ err }, 'unhandled error');
-    if (appError.retryAfterS !== undefined) res.setHeader('Retry-After', String(appError.retryAfterS));
+    // Every 503 is temporary by definition; tell the client when to come back.
+    const retryAfter = appError.retryAfterS ?? (appError.status === 503 ? 1 : undefined);
+    if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
     if (res.headersSent) {
       res.end();
       return;

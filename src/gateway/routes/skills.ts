@@ -8,7 +8,11 @@ import { parseInferBody, skillNamePattern } from '../validation.js';
 /** `GET /v1/skills`, `GET /v1/skills/:skill`, `POST /v1/skills/:skill/infer`. */
 export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
   const router = Router();
-  const json = express.json({ limit: config.BODY_LIMIT_BYTES, type: ['application/json', 'application/*+json'] });
+  const json = express.json({
+    limit: config.BODY_LIMIT_BYTES,
+    strict: false,
+    type: ['application/json', 'application/*+json'],
+  });
 
   async function snapshot(): Promise<RegistrySnapshot> {
     try {

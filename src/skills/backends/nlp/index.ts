@@ -1,6 +1,7 @@
+import type winkNLPFactory from 'wink-nlp';
 import type { BackendItem, BackendResult, ModelState, SkillBackend, SkillDescriptor } from '../../backend.js';
 
-type WinkNlp = ReturnType<typeof import('wink-nlp').default>;
+type WinkNlp = ReturnType<typeof winkNLPFactory>;
 
 const TASKS = ['sentiment', 'entities', 'pos', 'tokens'] as const;
 type Task = (typeof TASKS)[number];

@@ -1,0 +1,91 @@
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { type Config, loadConfig } from '../../src/config/index.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** `count` consecutive free TCP ports on 127.0.0.1. */
+export async function freePorts(count: number): Promise<number[]> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const ports = Array.from({ length: count }, (_, i) => base + i);
+    if ((await Promise.all(ports.map(isFree))).every(Boolean)) return ports;
+  }
+  throw new Error('no free ports found');
+}
+
+function isFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/** A config isolated for one test file: its own key prefix, run directory and ports. */
+export async function testConfig(
+  overrides: Record<string, string> = {},
+): Promise<{ config: Config; env: NodeJS.ProcessEnv; cleanup: () => Promise<void> }> {
+  const prefix = `test-${randomUUID()}`;
+  const runDir = mkdtempSync(join(tmpdir(), 'skillserve-test-'));
+  const [publicPort, gw1] = await freePorts(3);
+  const env: Record<string, string> = {
+    KEY_PREFIX: prefix,
+    RUN_DIR: runDir,
+    PUBLIC_PORT: String(publicPort),
+    GATEWAY_BASE_PORT: String(gw1! + 1),
+    LOG_LEVEL: 'warn',
+    REQUEST_TIMEOUT_MS: '8000',
+    SKILL_TTL_MS: '2000',
+    SKILL_HEARTBEAT_MS: '500',
+    REGISTRY_CACHE_MS: '300',
+    SHUTDOWN_TIMEOUT_MS: '5000',
+    ...overrides,
+  };
+  const fullEnv = { ...process.env, ...env };
+  const config = loadConfig(fullEnv);
+  return {
+    config,
+    env: fullEnv,
+    async cleanup() {
+      await deleteKeys(prefix);
+      rmSync(runDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Removes every Redis key a test run created under its prefix. */
+export async function deleteKeys(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export async function eventually<T>(
+  fn: () => Promise<T>,
+  opts: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<T> {
+  const deadline = Date.now() + (opts.timeoutMs ?? 20_000);
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      return await fn();
+    } catch (err) {
+      lastErr = err;
+      await new Promise((r) => setTimeout(r, opts.intervalMs ?? 200));
+    }
+  }
+  throw lastErr;
+}
