@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
 import { ConfigError, type Config, loadConfig } from './config/index.js';
+import { keysCommand, UsageError } from './auth/keys-command.js';
 import { PreflightError } from './cluster/preflight.js';
 import { readState, isAlive, stopCluster } from './cluster/state.js';
 import { startCluster } from './cluster/supervisor.js';
@@ -12,6 +13,7 @@ Usage: skillserve <command>
   up           start the whole cluster in the foreground (nginx, gateways, dispatchers, skills)
   down         stop the cluster started by \`up\` (from another shell)
   status       show the cluster's processes and readiness
+  keys         create, list and revoke API keys (skillserve keys --help)
   gateway      run one gateway (HTTP API)
   dispatcher   run one dispatcher (BullMQ workers → gRPC)
   skill        run one skill service (gRPC), SKILL_NAME selects which
@@ -42,6 +44,7 @@ async function up(config: Config): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
 
+  const key = cluster.devKey.key;
   const rows = cluster.processes.map(
     (p) => `  ${p.spec.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`,
   );
@@ -53,9 +56,13 @@ skillserve is up.
 
 ${rows.join('\n')}
 
+  dev key    ${key}
+             (tenant "dev", premium; ${cluster.devKey.created ? 'created now' : 'created earlier'}, kept in ${cluster.devKey.file})
+
 Try:
-  curl -s ${cluster.endpoint}/v1/skills
-  curl -si ${cluster.endpoint}/v1/skills/nlp/infer -H 'content-type: application/json' \\
+  curl -s ${cluster.endpoint}/v1/skills -H 'authorization: Bearer ${key}'
+  curl -si ${cluster.endpoint}/v1/skills/nlp/infer -H 'authorization: Bearer ${key}' \\
+       -H 'content-type: application/json' \\
        -d '{"input":"My sister Maria lives in Madrid and loves her new job.","task":"sentiment"}'
 
 Ctrl-C (or \`skillserve down\` in another shell) stops every process.`);
@@ -97,6 +104,8 @@ async function main(): Promise<void> {
     }
     case 'status':
       return status(config);
+    case 'keys':
+      return keysCommand(config, process.argv.slice(3), print);
     case 'gateway':
       return (await import('./gateway/main.js')).runGateway(config);
     case 'dispatcher':
@@ -110,7 +119,7 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  if (err instanceof ConfigError || err instanceof PreflightError) {
+  if (err instanceof ConfigError || err instanceof PreflightError || err instanceof UsageError) {
     process.stderr.write(`skillserve: ${err.message}\n`);
     process.exit(2);
   }

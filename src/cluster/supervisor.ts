@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
+import { ensureDevKey } from './dev-key.js';
 import { ManagedProcess, type ProcessSpec } from './managed-process.js';
 import { renderNginxConfig } from './nginx.js';
 import { checkPortFree, checkPostgres, checkRedis, findNginx } from './preflight.js';
@@ -20,6 +21,8 @@ export interface SupervisorOptions {
 
 export interface RunningCluster {
   endpoint: string;
+  /** The development API key (tenant `dev`) and the file it is kept in. */
+  devKey: { key: string; file: string; created: boolean };
   processes: ManagedProcess[];
   stop(): Promise<void>;
 }
@@ -47,6 +50,8 @@ export async function startCluster({
   await checkPortFree(host, config.PUBLIC_PORT, 'the public');
   for (const port of gatewayPorts) await checkPortFree(host, port, 'a gateway');
   const nginxBin = findNginx(config);
+  // Also applies the migrations once, before N gateways race for the advisory lock.
+  const devKey = await ensureDevKey(config, runDir);
 
   // Keep loader flags (e.g. tsx's --import) so children run the same code; drop test-runner flags.
   const nodeArgs = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath];
@@ -128,7 +133,7 @@ export async function startCluster({
     await stop();
     throw err;
   }
-  return { endpoint, processes, stop };
+  return { endpoint, devKey, processes, stop };
 }
 
 /** Polls `url` until it answers 200 or the deadline passes; the error names the last answer. */

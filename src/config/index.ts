@@ -23,6 +23,11 @@ export const configSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/postgres'),
+  /** Postgres schema holding skillserve's tables; created and migrated at start-up. */
+  DATABASE_SCHEMA: z
+    .string()
+    .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier, e.g. "skillserve"')
+    .default('skillserve'),
   /** Namespace of every Redis key and queue, so several clusters (or test runs) share one Redis. */
   KEY_PREFIX: z
     .string()
@@ -45,6 +50,10 @@ export const configSchema = z.object({
   REGISTRY_CACHE_MS: positiveInt(1_000),
   /** Completed and failed jobs are kept this long so a late reader can still fetch the result. */
   JOB_RETENTION_S: positiveInt(300),
+
+  // --- API keys
+  /** How long a gateway trusts a key lookup; a revoked key stops working within this time. */
+  KEY_CACHE_TTL_MS: positiveInt(2_000),
 
   // --- dispatchers
   DISPATCHER_COUNT: positiveInt(1),

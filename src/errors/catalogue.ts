@@ -18,6 +18,7 @@ export const errorCatalogue = {
   RATE_LIMITED: { status: 429, message: 'Too many requests.' },
   SKILL_UNAVAILABLE: { status: 503, message: 'The skill is not available right now.' },
   BREAKER_OPEN: { status: 503, message: 'The skill is failing; calls are paused for a moment.' },
+  DATABASE_UNAVAILABLE: { status: 503, message: 'The database is not reachable.' },
   QUEUE_UNAVAILABLE: { status: 503, message: 'The job queue is not reachable.' },
   OVERLOADED: { status: 503, message: 'The cluster is at capacity; retry later.' },
   SHUTTING_DOWN: { status: 503, message: 'This instance is shutting down; retry.' },

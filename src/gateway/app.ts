@@ -1,6 +1,7 @@
 import express, { type Express } from 'express';
 import type { GatewayDeps } from './deps.js';
 import { createGatewayMetrics } from './metrics.js';
+import { authenticate } from './middleware/authenticate.js';
 import { errorHandler, notFound } from './middleware/error-handler.js';
 import { requestContext } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
@@ -15,6 +16,8 @@ export function createApp(deps: GatewayDeps): Express {
   const metrics = createGatewayMetrics(deps.metrics, () => deps.jobs.pending());
   app.use(requestContext({ instance: deps.instance, logger: deps.logger, metrics }));
   app.use(healthRoutes(deps));
+  // Everything under /v1 is the API: it needs a key. Health and metrics above do not.
+  app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps));
   app.use(notFound());
   app.use(errorHandler());

@@ -1,4 +1,5 @@
 import type { Registry } from 'prom-client';
+import type { Authenticator } from '../auth/authenticator.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { InferJobData, InferJobResult } from '../queue/job.js';
@@ -27,6 +28,7 @@ export interface GatewayDeps {
   logger: Logger;
   metrics: Registry;
   jobs: JobRunner;
+  authenticator: Pick<Authenticator, 'authenticate'>;
   skills: SkillDirectory;
   readiness: ReadinessCheck[];
   /** True once SIGTERM arrived: /readyz answers 503 so the balancer drains this instance. */

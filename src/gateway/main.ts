@@ -1,5 +1,8 @@
 import type { AddressInfo } from 'node:net';
+import { Authenticator } from '../auth/authenticator.js';
+import { KeyStore } from '../auth/key-store.js';
 import { type Config, instanceId } from '../config/index.js';
+import { migrate } from '../db/migrate.js';
 import { handleShutdown } from '../lib/lifecycle.js';
 import { createPgPool } from '../lib/postgres.js';
 import { createRedis } from '../lib/redis.js';
@@ -22,7 +25,10 @@ export async function runGateway(config: Config): Promise<void> {
     maxRetriesPerRequest: null,
     commandTimeout: undefined,
   });
-  const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-gateway' });
+  const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-gateway', schema: config.DATABASE_SCHEMA });
+  const applied = await migrate(pg, config.DATABASE_SCHEMA);
+  if (applied.length > 0) logger.info({ applied }, 'migrations applied');
+  const authenticator = new Authenticator({ keys: new KeyStore(pg), ttlMs: config.KEY_CACHE_TTL_MS });
   const jobs = new JobProducer({
     redis,
     subscriber,
@@ -42,6 +48,7 @@ export async function runGateway(config: Config): Promise<void> {
     metrics,
     jobs,
     skills,
+    authenticator,
     isShuttingDown: () => shuttingDown,
     readiness: [
       { name: 'redis', check: async () => void (await redis.ping()) },

@@ -4,6 +4,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import pg from 'pg';
 import { type Config, loadConfig } from '../../src/config/index.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -30,11 +31,14 @@ function isFree(port: number): Promise<boolean> {
 export async function testConfig(
   overrides: Record<string, string> = {},
 ): Promise<{ config: Config; env: NodeJS.ProcessEnv; cleanup: () => Promise<void> }> {
-  const prefix = `test-${randomUUID()}`;
+  const id = randomUUID();
+  const prefix = `test-${id}`;
+  const schema = `test_${id.replaceAll('-', '')}`;
   const runDir = mkdtempSync(join(tmpdir(), 'skillserve-test-'));
   const [publicPort, gw1] = await freePorts(3);
   const env: Record<string, string> = {
     KEY_PREFIX: prefix,
+    DATABASE_SCHEMA: schema,
     RUN_DIR: runDir,
     PUBLIC_PORT: String(publicPort),
     GATEWAY_BASE_PORT: String(gw1! + 1),
@@ -53,9 +57,22 @@ export async function testConfig(
     env: fullEnv,
     async cleanup() {
       await deleteKeys(prefix);
+      await dropSchema(schema);
       rmSync(runDir, { recursive: true, force: true });
     },
   };
+}
+
+export const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+/** Drops a test run's Postgres schema and everything in it. */
+export async function dropSchema(schema: string): Promise<void> {
+  const pool = new pg.Pool({ connectionString: DATABASE_URL, max: 1 });
+  try {
+    await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+  } finally {
+    await pool.end();
+  }
 }
 
 /** Removes every Redis key a test run created under its prefix. */

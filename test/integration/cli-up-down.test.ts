@@ -32,8 +32,11 @@ it('`skillserve up` serves and prints how to use it; `skillserve down` from anot
     for (const name of ['skill-nlp', 'dispatcher-1', 'gateway-1', 'gateway-2', 'nginx'])
       assert.match(out, new RegExp(name));
 
+    const key = /dev key\s+(sks_\S+)/.exec(out)?.[1];
+    assert.ok(key, 'the dev key is printed');
     const res = await http(`http://127.0.0.1:${t.config.PUBLIC_PORT}/v1/skills/nlp/infer`, {
       json: { input: 'What a lovely day!' },
+      headers: { authorization: `Bearer ${key}` },
     });
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.output.label, 'positive');

@@ -12,8 +12,9 @@ describe('the cluster end to end, through nginx', () => {
   let config: Config;
   let cleanup: () => Promise<void>;
   let base: string;
+  let auth: Record<string, string>;
   const infer = (body: unknown, skill = 'nlp', headers: Record<string, string> = {}) =>
-    http(`${base}/v1/skills/${skill}/infer`, { json: body, headers });
+    http(`${base}/v1/skills/${skill}/infer`, { json: body, headers: { ...auth, ...headers } });
 
   before(async () => {
     const t = await testConfig({ BODY_LIMIT_BYTES: '16384', MAX_INPUT_CHARS: '2000' });
@@ -21,6 +22,7 @@ describe('the cluster end to end, through nginx', () => {
     cleanup = t.cleanup;
     cluster = await startTestCluster(t.config, t.env);
     base = cluster.endpoint;
+    auth = { authorization: `Bearer ${cluster.devKey.key}` };
   });
 
   after(async () => {
@@ -29,7 +31,7 @@ describe('the cluster end to end, through nginx', () => {
   });
 
   it('lists the nlp skill as available', async () => {
-    const res = await http(`${base}/v1/skills`);
+    const res = await http(`${base}/v1/skills`, { headers: auth });
     assert.equal(res.status, 200);
     const nlp = res.body.skills.find((s: { name: string }) => s.name === 'nlp');
     assert.ok(nlp, res.text);
@@ -100,7 +102,7 @@ describe('the cluster end to end, through nginx', () => {
           http(`${base}/v1/skills/nlp/infer`, {
             method: 'POST',
             body: '{"input": "x',
-            headers: { 'content-type': 'application/json' },
+            headers: { ...auth, 'content-type': 'application/json' },
           }),
         400,
         'INVALID_JSON',
@@ -129,12 +131,25 @@ describe('the cluster end to end, through nginx', () => {
           http(`${base}/v1/skills/nlp/infer`, {
             method: 'POST',
             body: 'input=x',
-            headers: { 'content-type': 'text/plain' },
+            headers: { ...auth, 'content-type': 'text/plain' },
           }),
         415,
         'UNSUPPORTED_MEDIA_TYPE',
       ],
       ['an unknown route', () => http(`${base}/v2/nothing`), 404, 'NOT_FOUND'],
+      ['no API key', () => http(`${base}/v1/skills/nlp/infer`, { json: { input: 'x' } }), 401, 'UNAUTHORIZED'],
+      [
+        'a malformed API key',
+        () => infer({ input: 'x' }, 'nlp', { authorization: 'Bearer nope' }),
+        401,
+        'UNAUTHORIZED',
+      ],
+      [
+        'an unknown API key',
+        () => infer({ input: 'x' }, 'nlp', { authorization: `Bearer sks_${'A'.repeat(43)}` }),
+        401,
+        'UNAUTHORIZED',
+      ],
     ];
     for (const [name, send, status, code] of cases) {
       it(name, async () => {
@@ -185,7 +200,7 @@ describe('the cluster end to end, through nginx', () => {
     assert.ok(notReady.body.failing.includes('skills'), notReady.text);
     // Each gateway trusts its copy of the registry for REGISTRY_CACHE_MS.
     await eventually(async () => {
-      const listed = await http(`${base}/v1/skills/nlp`);
+      const listed = await http(`${base}/v1/skills/nlp`, { headers: auth });
       assert.equal(listed.body.status, 'unavailable');
     });
 

@@ -1,0 +1,10 @@
+import * as m001 from './001-tenants-and-keys.js';
+
+/** A schema change. Never edited once shipped: the runner refuses a changed checksum. */
+export interface Migration {
+  id: string;
+  sql: string;
+}
+
+/** Every migration, in the order it is applied. Append only. */
+export const migrations: readonly Migration[] = [{ id: '001-tenants-and-keys', sql: m001.sql }];
