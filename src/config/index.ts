@@ -14,6 +14,28 @@ const list = (fallback: string) =>
         .filter(Boolean),
     );
 
+/** `name=number,name=number` → a map; a malformed pair is a config error naming it. */
+const numberMap = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .transform((s, ctx) => {
+      const out: Record<string, number> = {};
+      for (const pair of s
+        .split(',')
+        .map((p) => p.trim())
+        .filter(Boolean)) {
+        const [k, v] = pair.split('=');
+        const n = Number(v);
+        if (!k || !Number.isFinite(n) || n <= 0) {
+          ctx.addIssue({ code: 'custom', message: `"${pair}" is not name=positive-number` });
+          return z.NEVER;
+        }
+        out[k.trim()] = n;
+      }
+      return out;
+    });
+
 /**
  * Every setting of every role, read from the environment once.
  * Only this module reads `process.env`; everything else receives a {@link Config}.
@@ -54,6 +76,36 @@ export const configSchema = z.object({
   // --- API keys
   /** How long a gateway trusts a key lookup; a revoked key stops working within this time. */
   KEY_CACHE_TTL_MS: positiveInt(2_000),
+
+  // --- rate limits (per key and skill, by tier), enforced in Redis for the whole cluster
+  RATE_LIMITS: numberMap('free=100,standard=1000,premium=10000').refine(
+    (m) => ['free', 'standard', 'premium'].every((t) => t in m),
+    'needs free=, standard= and premium=',
+  ),
+  RATE_LIMIT_WINDOW_S: positiveInt(60),
+  /** While Redis is down: `local` buckets sized limit ÷ live gateways, or `closed` (refuse). */
+  RATE_LIMIT_FALLBACK: z.enum(['local', 'closed']).default('local'),
+  /** nginx's per-client-IP limit in front of everything (requests/s, and the burst allowed above it). */
+  NGINX_RATE_PER_IP: positiveInt(1_000),
+  NGINX_BURST_PER_IP: positiveInt(2_000),
+
+  // --- response cache
+  CACHE_TTL_S: positiveInt(3_600),
+  /** Per-skill TTL overrides, e.g. `nlp=600,onnx=60`. */
+  CACHE_TTLS: numberMap(''),
+  /** Skills whose answers do not depend on the tenant: one cache entry serves every tenant. */
+  CACHE_SHARED_SKILLS: list(''),
+  CACHE_L1_MAX_ENTRIES: positiveInt(10_000),
+  CACHE_L1_MAX_BYTES: positiveInt(64 * 1024 * 1024),
+  /** How long a gateway serves an entry from its own memory before asking Redis again. */
+  CACHE_L1_TTL_MS: positiveInt(5_000),
+  /** Expired entries are kept this long, to answer STALE when the skill cannot. */
+  CACHE_STALE_GRACE_S: positiveInt(3_600),
+
+  // --- Redis on the hot path
+  /** A Redis round trip slower than this counts as a failure for the breaker. */
+  REDIS_TIMEOUT_MS: positiveInt(500),
+  REDIS_BREAKER_RESET_MS: positiveInt(2_000),
 
   // --- dispatchers
   DISPATCHER_COUNT: positiveInt(1),

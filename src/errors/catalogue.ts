@@ -19,6 +19,7 @@ export const errorCatalogue = {
   SKILL_UNAVAILABLE: { status: 503, message: 'The skill is not available right now.' },
   BREAKER_OPEN: { status: 503, message: 'The skill is failing; calls are paused for a moment.' },
   DATABASE_UNAVAILABLE: { status: 503, message: 'The database is not reachable.' },
+  RATE_LIMIT_UNAVAILABLE: { status: 503, message: 'Rate limits cannot be checked right now.' },
   QUEUE_UNAVAILABLE: { status: 503, message: 'The job queue is not reachable.' },
   OVERLOADED: { status: 503, message: 'The cluster is at capacity; retry later.' },
   SHUTTING_DOWN: { status: 503, message: 'This instance is shutting down; retry.' },

@@ -1,5 +1,6 @@
 import express, { type Express } from 'express';
 import type { GatewayDeps } from './deps.js';
+import { createInference } from './inference.js';
 import { createGatewayMetrics } from './metrics.js';
 import { authenticate } from './middleware/authenticate.js';
 import { errorHandler, notFound } from './middleware/error-handler.js';
@@ -13,12 +14,17 @@ export function createApp(deps: GatewayDeps): Express {
   app.disable('x-powered-by');
   app.set('etag', false);
   app.set('trust proxy', 'loopback');
-  const metrics = createGatewayMetrics(deps.metrics, () => deps.jobs.pending());
+  const metrics = createGatewayMetrics(deps.metrics, {
+    pendingJobs: () => deps.jobs.pending(),
+    cache: () => deps.cache.stats(),
+    redisUp: () => deps.redis.available(),
+  });
+  const inference = createInference(deps, metrics);
   app.use(requestContext({ instance: deps.instance, logger: deps.logger, metrics }));
   app.use(healthRoutes(deps));
   // Everything under /v1 is the API: it needs a key. Health and metrics above do not.
   app.use('/v1', authenticate(deps));
-  app.use(skillRoutes(deps));
+  app.use(skillRoutes(deps, inference));
   app.use(notFound());
   app.use(errorHandler());
   return app;

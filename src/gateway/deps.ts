@@ -1,5 +1,8 @@
 import type { Registry } from 'prom-client';
 import type { Authenticator } from '../auth/authenticator.js';
+import type { RateLimiter } from '../cache/rate-limiter.js';
+import type { RedisGuard } from '../cache/redis-guard.js';
+import type { ResponseCache } from '../cache/response-cache.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { InferJobData, InferJobResult } from '../queue/job.js';
@@ -20,7 +23,17 @@ export interface SkillDirectory {
 export interface ReadinessCheck {
   name: string;
   check(): Promise<void>;
+  /** The gateway still answers without it (e.g. Redis): failing makes it `degraded`, not unready. */
+  degradesOnly?: boolean;
 }
+
+/** Calls a skill directly over gRPC, bypassing the queue: the degraded path while Redis is down. */
+export type DirectCall = (
+  skill: string,
+  requestId: string,
+  item: InferJobData['item'],
+  deadlineMs: number,
+) => Promise<InferJobResult>;
 
 export interface GatewayDeps {
   config: Config;
@@ -29,6 +42,10 @@ export interface GatewayDeps {
   metrics: Registry;
   jobs: JobRunner;
   authenticator: Pick<Authenticator, 'authenticate'>;
+  limiter: RateLimiter;
+  cache: ResponseCache;
+  redis: Pick<RedisGuard, 'available' | 'exec' | 'problem'>;
+  direct: DirectCall;
   skills: SkillDirectory;
   readiness: ReadinessCheck[];
   /** True once SIGTERM arrived: /readyz answers 503 so the balancer drains this instance. */

@@ -1,6 +1,9 @@
 import type { AddressInfo } from 'node:net';
 import { Authenticator } from '../auth/authenticator.js';
-import { KeyStore } from '../auth/key-store.js';
+import { KeyStore, type Tier } from '../auth/key-store.js';
+import { RateLimiter } from '../cache/rate-limiter.js';
+import { RedisGuard } from '../cache/redis-guard.js';
+import { ResponseCache } from '../cache/response-cache.js';
 import { type Config, instanceId } from '../config/index.js';
 import { migrate } from '../db/migrate.js';
 import { handleShutdown } from '../lib/lifecycle.js';
@@ -10,8 +13,10 @@ import { createLogger } from '../observability/logger.js';
 import { createRegistry } from '../observability/metrics.js';
 import { JobProducer } from '../queue/producer.js';
 import { SkillClientPool } from '../skills/client-pool.js';
+import { inferOnce } from '../skills/infer-once.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
 import { createApp } from './app.js';
+import { GatewayPresence } from './presence.js';
 
 /** Role `gateway`: the only place that opens the gateway's connections and listens. */
 export async function runGateway(config: Config): Promise<void> {
@@ -39,6 +44,25 @@ export async function runGateway(config: Config): Promise<void> {
   await jobs.start();
   const skills = new CachedRegistry(new SkillRegistry(redis, config.KEY_PREFIX), config.REGISTRY_CACHE_MS);
   const clients = new SkillClientPool(skills);
+  const guard = new RedisGuard(redis, {
+    timeoutMs: config.REDIS_TIMEOUT_MS,
+    resetMs: config.REDIS_BREAKER_RESET_MS,
+    onStateChange: (state) => logger.warn({ state }, 'Redis circuit breaker'),
+  });
+  const presence = new GatewayPresence(redis, config.KEY_PREFIX, instance, 2_000);
+  presence.start();
+  const limiter = new RateLimiter(redis, {
+    keyPrefix: config.KEY_PREFIX,
+    limits: config.RATE_LIMITS as Record<Tier, number>,
+    windowS: config.RATE_LIMIT_WINDOW_S,
+    fallback: config.RATE_LIMIT_FALLBACK,
+    liveGateways: () => presence.count(),
+  });
+  const cache = new ResponseCache({
+    keyPrefix: config.KEY_PREFIX,
+    l1: { maxEntries: config.CACHE_L1_MAX_ENTRIES, maxBytes: config.CACHE_L1_MAX_BYTES, ttlMs: config.CACHE_L1_TTL_MS },
+    staleGraceS: config.CACHE_STALE_GRACE_S,
+  });
 
   let shuttingDown = false;
   const app = createApp({
@@ -49,9 +73,21 @@ export async function runGateway(config: Config): Promise<void> {
     jobs,
     skills,
     authenticator,
+    limiter,
+    cache,
+    redis: guard,
+    direct: (skill, requestId, item, deadlineMs) => inferOnce(clients, skill, requestId, item, deadlineMs),
     isShuttingDown: () => shuttingDown,
     readiness: [
-      { name: 'redis', check: async () => void (await redis.ping()) },
+      {
+        name: 'redis',
+        degradesOnly: true,
+        async check() {
+          const problem = guard.problem();
+          if (problem) throw new Error(problem);
+          await redis.ping();
+        },
+      },
       { name: 'postgres', check: async () => void (await pg.query('select 1')) },
       {
         name: 'skills',
@@ -93,7 +129,9 @@ export async function runGateway(config: Config): Promise<void> {
           server.closeIdleConnections();
         }),
     },
+    { name: 'presence', run: () => presence.stop() },
     { name: 'jobs', run: () => jobs.close() },
+    { name: 'breaker', run: () => guard.shutdown() },
     { name: 'grpc', run: () => clients.close() },
     { name: 'redis', run: () => Promise.allSettled([redis.quit(), subscriber.quit()]) },
     { name: 'postgres', run: () => pg.end() },

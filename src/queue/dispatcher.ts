@@ -5,8 +5,7 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { SkillClientPool } from '../skills/client-pool.js';
-import { fromItemError } from '../skills/grpc-errors.js';
-import type { WireInferRequest, WireInferResponse } from '../skills/proto.js';
+import { inferOnce } from '../skills/infer-once.js';
 import type { CachedRegistry } from '../skills/registry.js';
 import {
   type CompletionMessage,
@@ -14,7 +13,6 @@ import {
   encodeFailure,
   type InferJobData,
   type InferJobResult,
-  type JobOutput,
   queuePrefix,
 } from './job.js';
 
@@ -68,37 +66,15 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const { skill, item } = job.data;
     const queueMs = Date.now() - job.data.enqueuedAt;
     queueWait.observe({ skill }, queueMs / 1000);
-    const req: WireInferRequest = {
-      id: job.id ?? '',
-      ...(item.tensors ? { tensors: { tensors: item.tensors } } : { text: item.text ?? '' }),
-      parameters: {
-        task: item.task,
-        maxTokens: item.maxTokens,
-        temperature: item.temperature,
-        modelVersion: item.modelVersion,
-      },
-    };
     const t0 = performance.now();
-    let res: WireInferResponse;
     try {
-      res = await deps.pool.withReplica(skill, (c) => c.infer(req, config.SKILL_CALL_TIMEOUT_MS));
+      const result = await inferOnce(deps.pool, skill, job.id ?? '', item, config.SKILL_CALL_TIMEOUT_MS);
+      return { ...result, timing: { ...result.timing, queueMs } };
     } catch (err) {
       throw encodeFailure(err);
     } finally {
       skillCall.observe({ skill }, (performance.now() - t0) / 1000);
     }
-    const skillMs = performance.now() - t0;
-    if (res.error?.code) throw encodeFailure(fromItemError(res.error, skill));
-    return {
-      output: outputOf(res),
-      model: res.model,
-      timing: {
-        queueMs,
-        computeMs: (res.timing?.computeUs ?? 0) / 1000,
-        skillMs: Math.round(skillMs * 1000) / 1000,
-        batchSize: res.timing?.batchSize ?? 1,
-      },
-    };
   }
 
   function publish(msg: CompletionMessage): void {
@@ -148,17 +124,6 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       await Promise.allSettled([...workers.values()].map((w) => w.close()));
     },
   };
-}
-
-function outputOf(res: WireInferResponse): JobOutput {
-  switch (res.output) {
-    case 'json':
-      return { json: JSON.parse(res.json ?? 'null') };
-    case 'tensors':
-      return { tensors: res.tensors?.tensors ?? [] };
-    default:
-      return { text: res.text ?? '' };
-  }
 }
 
 function safeParse(message: string): unknown {

@@ -90,6 +90,10 @@ export class CachedRegistry {
     private readonly maxAgeMs: number,
   ) {}
 
+  /**
+   * The snapshot, refreshed when older than `maxAgeMs`. When Redis cannot be read, the last
+   * snapshot keeps serving (the degraded path calls skills directly from it); with none, it throws.
+   */
   async get(): Promise<RegistrySnapshot> {
     if (this.value && Date.now() - this.value.at < this.maxAgeMs) return this.value.snapshot;
     this.pending ??= this.registry
@@ -97,6 +101,10 @@ export class CachedRegistry {
       .then((snapshot) => {
         this.value = { at: Date.now(), snapshot };
         return snapshot;
+      })
+      .catch((err: unknown) => {
+        if (this.value) return this.value.snapshot;
+        throw err;
       })
       .finally(() => {
         this.pending = undefined;

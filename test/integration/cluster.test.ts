@@ -6,6 +6,8 @@ import { http, startTestCluster } from '../helpers/cluster.js';
 import { eventually, REDIS_URL, testConfig } from '../helpers/env.js';
 
 const sentence = 'My sister Maria lives in Madrid and loves her new job.';
+/** Availability tests must reach the skill, not the response cache. */
+const noStore = { 'cache-control': 'no-store' };
 
 describe('the cluster end to end, through nginx', () => {
   let cluster: Awaited<ReturnType<typeof startTestCluster>>;
@@ -188,7 +190,7 @@ describe('the cluster end to end, through nginx', () => {
   it('answers 503 SKILL_UNAVAILABLE at once when the skill is stopped, and recovers when it is back', async () => {
     const skill = cluster.processes.find((p) => p.spec.name === 'skill-nlp')!;
     await skill.stop(5_000);
-    const down = await infer({ input: sentence });
+    const down = await infer({ input: sentence }, 'nlp', noStore);
     assert.equal(down.status, 503, down.text);
     assert.equal(down.body.error.code, 'SKILL_UNAVAILABLE');
     assert.ok(down.headers.get('retry-after'));
@@ -206,7 +208,7 @@ describe('the cluster end to end, through nginx', () => {
 
     skill.start();
     await eventually(async () => {
-      const r = await infer({ input: sentence });
+      const r = await infer({ input: sentence }, 'nlp', noStore);
       assert.equal(r.status, 200, r.text);
     });
   });
@@ -218,7 +220,7 @@ describe('the cluster end to end, through nginx', () => {
     const statuses: number[] = [];
     await eventually(
       async () => {
-        const r = await infer({ input: sentence });
+        const r = await infer({ input: sentence }, 'nlp', noStore);
         statuses.push(r.status);
         if (r.status !== 200) assert.equal(r.body.error.code, 'SKILL_UNAVAILABLE', r.text);
         assert.equal(r.status, 200);

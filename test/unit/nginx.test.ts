@@ -17,6 +17,8 @@ const params = {
   ],
   clientMaxBodyBytes: 1024 * 1024,
   proxyReadTimeoutS: 20,
+  ratePerIp: 1000,
+  burstPerIp: 2000,
 };
 
 describe('nginx config', () => {
@@ -28,6 +30,8 @@ describe('nginx config', () => {
     assert.match(conf, /client_max_body_size 1024k;/);
     assert.match(conf, /proxy_read_timeout 20s;/);
     assert.match(conf, /proxy_next_upstream error timeout/);
+    assert.match(conf, /limit_req_zone \$binary_remote_addr zone=per_ip:10m rate=1000r\/s;/);
+    assert.match(conf, /limit_req zone=per_ip burst=2000 nodelay;/);
     assert.ok(!/\$\{[A-Z_]+\}/.test(conf), 'no placeholder left');
   });
 

@@ -14,27 +14,32 @@ export function healthRoutes({ readiness, metrics, instance, isShuttingDown }: G
 
   router.get('/readyz', async function readyz(_req, res) {
     const results = await Promise.all(
-      readiness.map(async ({ name, check }) => {
+      readiness.map(async ({ name, check, degradesOnly }) => {
         let timer: NodeJS.Timeout | undefined;
         const timeout = new Promise<never>((_, reject) => {
           timer = setTimeout(() => reject(new Error(`no answer within ${CHECK_TIMEOUT_MS} ms`)), CHECK_TIMEOUT_MS);
         });
         try {
           await Promise.race([check(), timeout]);
-          return [name, 'ok'] as const;
+          return [name, 'ok', degradesOnly] as const;
         } catch (err) {
-          return [name, (err as Error).message || 'failed'] as const;
+          return [name, (err as Error).message || 'failed', degradesOnly] as const;
         } finally {
           clearTimeout(timer);
         }
       }),
     );
-    const checks = Object.fromEntries(results);
-    const failing = results.filter(([, v]) => v !== 'ok').map(([k]) => k);
+    const checks = Object.fromEntries(results.map(([k, v]) => [k, v]));
+    const failing = results.filter(([, v, d]) => v !== 'ok' && !d).map(([k]) => k);
+    const degraded = results.filter(([, v, d]) => v !== 'ok' && d).map(([k]) => k);
     if (isShuttingDown?.()) failing.push('shutting_down');
+    const status = failing.length > 0 ? 'not_ready' : degraded.length > 0 ? 'degraded' : 'ready';
+    // Degraded still takes traffic: taking every gateway out because Redis is down would turn a
+    // degraded cluster into a dead one.
     res.status(failing.length === 0 ? 200 : 503).json({
-      status: failing.length === 0 ? 'ready' : 'not_ready',
+      status,
       ...(failing.length > 0 ? { failing } : {}),
+      ...(degraded.length > 0 ? { degraded } : {}),
       checks,
       instance,
     });

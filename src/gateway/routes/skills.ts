@@ -1,12 +1,15 @@
 import { performance } from 'node:perf_hooks';
-import express, { Router } from 'express';
+import express, { type Response, Router } from 'express';
 import { AppError } from '../../errors/index.js';
 import type { RegistrySnapshot } from '../../skills/registry.js';
+import type { LimitDecision } from '../../cache/token-bucket.js';
+import { parseCacheControl } from '../../cache/cache-control.js';
 import type { GatewayDeps } from '../deps.js';
+import type { Inference } from '../inference.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
 
 /** `GET /v1/skills`, `GET /v1/skills/:skill`, `POST /v1/skills/:skill/infer`. */
-export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
+export function skillRoutes({ config, skills }: GatewayDeps, inference: Inference): Router {
   const router = Router();
   const json = express.json({
     limit: config.BODY_LIMIT_BYTES,
@@ -54,6 +57,7 @@ export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
     const started = performance.now();
     const name = req.params.skill as string;
     const body = parseInferBody(req.body, config.MAX_INPUT_CHARS);
+    const directives = parseCacheControl(req.headers['cache-control']);
     const s = await snapshot();
     const info = skillNamePattern.test(name) ? s.catalogue.get(name) : undefined;
     if (!info) {
@@ -65,37 +69,58 @@ export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
     if (!info.tasks.includes(task)) {
       throw new AppError('UNKNOWN_TASK', `${name} has no task "${task}"`, { task, tasks: info.tasks });
     }
-    if (!s.live.some((r) => r.name === name)) {
+    const plan = inference.plan(
+      req.principal,
+      info,
+      {
+        text: body.input,
+        task,
+        maxTokens: body.max_tokens ?? 0,
+        temperature: body.temperature,
+        modelVersion: body.model_version ?? '',
+      },
+      directives,
+    );
+    const admission = await inference.admit(req.principal, plan);
+    setRateLimitHeaders(res, admission.limit);
+    if (!admission.limit.allowed) {
+      throw new AppError(
+        'RATE_LIMITED',
+        `rate limit of ${admission.limit.limit} requests per ${config.RATE_LIMIT_WINDOW_S} s for this key and skill`,
+        {
+          limit: admission.limit.limit,
+          tier: req.principal.tier,
+        },
+        { retryAfterS: admission.limit.retryAfterS },
+      );
+    }
+    const answerFromCache = admission.entry !== undefined;
+    if (!answerFromCache && !s.live.some((r) => r.name === name)) {
       throw new AppError('SKILL_UNAVAILABLE', `${name}: no replica is up`, { skill: name }, { retryAfterS: 1 });
     }
-    const result = await jobs.run(
-      {
-        skill: name,
-        requestId: req.id,
-        enqueuedAt: Date.now(),
-        item: {
-          text: body.input,
-          task,
-          maxTokens: body.max_tokens ?? 0,
-          temperature: body.temperature,
-          modelVersion: body.model_version ?? '',
-        },
-      },
-      config.REQUEST_TIMEOUT_MS,
-    );
-    const out = result.output;
+    const answer = await inference.answer(plan, admission, req.id);
+    res.setHeader('X-Cache', answer.cache);
+    if (answer.ageS !== undefined) res.setHeader('Age', String(answer.ageS));
+    if (answer.degraded) res.setHeader('X-Degraded', answer.degraded);
     res.json({
       id: req.id,
       skill: name,
       task,
-      model: result.model,
-      output: 'json' in out ? out.json : 'text' in out ? out.text : out.tensors,
+      model: answer.model,
+      output: answer.output,
       timings: {
-        ...result.timing,
+        ...answer.job?.timing,
         totalMs: Math.round((performance.now() - started) * 1000) / 1000,
       },
     });
   });
 
   return router;
+}
+
+/** IETF RateLimit header fields, on allowed and refused answers alike. */
+function setRateLimitHeaders(res: Response, limit: LimitDecision): void {
+  res.setHeader('RateLimit-Limit', String(limit.limit));
+  res.setHeader('RateLimit-Remaining', String(limit.remaining));
+  res.setHeader('RateLimit-Reset', String(limit.resetS));
 }

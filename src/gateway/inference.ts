@@ -1,0 +1,191 @@
+import type { Principal } from '../auth/key-store.js';
+import { cacheKeyHash } from '../cache/cache-key.js';
+import type { CacheDirectives } from '../cache/cache-control.js';
+import type { CacheEntry } from '../cache/response-cache.js';
+import type { LimitDecision } from '../cache/token-bucket.js';
+import { AppError, type ErrorCode } from '../errors/index.js';
+import type { InferJobData, InferJobResult } from '../queue/job.js';
+import type { SkillInfo } from '../skills/registry.js';
+import type { GatewayDeps } from './deps.js';
+import type { GatewayMetrics } from './metrics.js';
+
+/** What is kept in the cache for one answer. */
+export interface CachedAnswer {
+  model: string;
+  output: unknown;
+}
+
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
+
+/** How one request will be served, decided before any I/O. */
+export interface Plan {
+  skill: SkillInfo;
+  item: InferJobData['item'];
+  directives: CacheDirectives;
+  /** Redis key of the cached answer; undefined when the request may not be cached. */
+  cacheKey?: string;
+  ttlS: number;
+}
+
+export interface Admission {
+  limit: LimitDecision;
+  /** The entry found (fresh or not), if the plan allowed reading. */
+  entry?: CacheEntry<CachedAnswer>;
+  /** Set when Redis could not be used and a fallback decided. */
+  degraded?: 'redis';
+}
+
+export interface Answer {
+  model: string;
+  output: unknown;
+  cache: CacheStatus;
+  ageS?: number;
+  job?: InferJobResult;
+  degraded?: 'redis' | 'stale';
+}
+
+/** Failures for which an expired answer is better than none. */
+const serveStaleOn = new Set<ErrorCode>([
+  'SKILL_UNAVAILABLE',
+  'SKILL_TIMEOUT',
+  'JOB_TIMEOUT',
+  'QUEUE_UNAVAILABLE',
+  'BREAKER_OPEN',
+  'OVERLOADED',
+]);
+
+/**
+ * The request path behind the infer route: rate limit and cache lookup in one Redis round trip,
+ * then the answer from the cache, the queue, or — while Redis is down — the skill directly.
+ */
+export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
+  const { config, cache, limiter, redis } = deps;
+
+  function plan(principal: Principal, skill: SkillInfo, item: InferJobData['item'], directives: CacheDirectives): Plan {
+    const deterministic = skill.deterministic || item.temperature === 0;
+    const ttlS = config.CACHE_TTLS[skill.name] ?? config.CACHE_TTL_S;
+    if (directives.noStore || !deterministic) return { skill, item, directives, ttlS };
+    const scope = config.CACHE_SHARED_SKILLS.includes(skill.name) ? 'shared' : principal.tenantId;
+    const hash = cacheKeyHash({
+      skill: skill.name,
+      model: skill.model,
+      task: item.task,
+      text: item.text,
+      structured: item.tensors,
+      parameters: { maxTokens: item.maxTokens, temperature: item.temperature, modelVersion: item.modelVersion },
+      scope,
+    });
+    return { skill, item, directives, ttlS, cacheKey: cache.redisKey(scope, hash) };
+  }
+
+  function fresh(entry: CacheEntry | undefined, directives: CacheDirectives, now: number): boolean {
+    if (!entry || directives.noCache || entry.expiresAt <= now) return false;
+    return directives.maxAgeS === undefined || now - entry.createdAt <= directives.maxAgeS * 1000;
+  }
+
+  /** Rate limit, and the cache lookup unless the in-process level already answers: one round trip. */
+  async function admit(principal: Principal, p: Plan): Promise<Admission> {
+    const now = Date.now();
+    const local = p.cacheKey && !p.directives.noCache ? cache.getLocal(p.cacheKey) : undefined;
+    const useLocal = fresh(local, p.directives, now);
+    if (p.cacheKey && !p.directives.noCache)
+      metrics.cacheLookups.inc({ level: 'l1', result: useLocal ? 'hit' : 'miss' });
+    const readRedis = p.cacheKey !== undefined && !p.directives.noCache && !useLocal;
+    let admission: Admission;
+    if (redis.available()) {
+      try {
+        let readLimit!: (raw: unknown) => LimitDecision;
+        let readEntry: ((raw: unknown) => CacheEntry | undefined) | undefined;
+        const results = await redis.exec((pipeline) => {
+          readLimit = limiter.add(pipeline, principal, p.skill.name);
+          if (readRedis) readEntry = cache.add(pipeline, p.cacheKey!);
+        });
+        metrics.redisRoundTrips.inc({ op: readRedis ? 'limit+cache' : 'limit' });
+        const entry = readEntry?.(results[1]) as CacheEntry<CachedAnswer> | undefined;
+        if (readRedis)
+          metrics.cacheLookups.inc({ level: 'redis', result: fresh(entry, p.directives, now) ? 'hit' : 'miss' });
+        admission = { limit: readLimit(results[0]), entry: useLocal ? (local as CacheEntry<CachedAnswer>) : entry };
+      } catch (err) {
+        if (!(err instanceof AppError) || err.code !== 'QUEUE_UNAVAILABLE') throw err;
+        admission = degradedAdmission(principal, p, useLocal ? local : undefined);
+      }
+    } else {
+      admission = degradedAdmission(principal, p, useLocal ? local : undefined);
+    }
+    metrics.rateLimit.inc({
+      tier: principal.tier,
+      result: admission.limit.allowed ? 'allowed' : 'limited',
+      source: admission.degraded ? 'local' : 'redis',
+    });
+    return admission;
+  }
+
+  function degradedAdmission(principal: Principal, p: Plan, local: CacheEntry | undefined): Admission {
+    metrics.degraded.inc({ reason: 'redis' });
+    return {
+      limit: limiter.fallback(principal, p.skill.name),
+      entry: local as CacheEntry<CachedAnswer> | undefined,
+      degraded: 'redis',
+    };
+  }
+
+  /** The answer: from the cache when fresh, else computed (and stored), else stale if allowed. */
+  async function answer(p: Plan, admission: Admission, requestId: string): Promise<Answer> {
+    const now = Date.now();
+    const { entry } = admission;
+    if (entry && fresh(entry, p.directives, now)) {
+      return {
+        ...entry.value,
+        cache: 'HIT',
+        ageS: Math.floor((now - entry.createdAt) / 1000),
+        degraded: admission.degraded,
+      };
+    }
+    let job: InferJobResult;
+    try {
+      job = await compute(p, requestId, admission.degraded === 'redis');
+    } catch (err) {
+      const code = err instanceof AppError ? err.code : undefined;
+      const staleAllowed = !p.directives.noCache && p.directives.maxAgeS === undefined;
+      if (entry && staleAllowed && code && serveStaleOn.has(code)) {
+        metrics.cacheStale.inc();
+        return { ...entry.value, cache: 'STALE', ageS: Math.floor((now - entry.createdAt) / 1000), degraded: 'stale' };
+      }
+      throw err;
+    }
+    const value: CachedAnswer = { model: job.model, output: outputValue(job) };
+    if (p.cacheKey && redis.available()) {
+      const stored = cache.entry(value, p.ttlS);
+      redis.exec((pipeline) => cache.set(pipeline, p.cacheKey!, stored)).catch(() => undefined);
+    }
+    return { ...value, cache: p.cacheKey ? 'MISS' : 'BYPASS', job, degraded: admission.degraded };
+  }
+
+  /** Through the queue; while Redis is down, straight to a skill replica over gRPC. */
+  async function compute(p: Plan, requestId: string, direct: boolean): Promise<InferJobResult> {
+    const callDirect = () => {
+      metrics.degraded.inc({ reason: 'direct' });
+      return deps.direct(p.skill.name, requestId, p.item, config.SKILL_CALL_TIMEOUT_MS);
+    };
+    if (direct) return callDirect();
+    try {
+      return await deps.jobs.run(
+        { skill: p.skill.name, requestId, enqueuedAt: Date.now(), item: p.item },
+        config.REQUEST_TIMEOUT_MS,
+      );
+    } catch (err) {
+      // Redis went away between admission and enqueue: nothing was queued, so call directly.
+      if (err instanceof AppError && err.code === 'QUEUE_UNAVAILABLE') return callDirect();
+      throw err;
+    }
+  }
+
+  return { plan, admit, answer };
+}
+
+export type Inference = ReturnType<typeof createInference>;
+
+function outputValue(job: InferJobResult): unknown {
+  const out = job.output;
+  return 'json' in out ? out.json : 'text' in out ? out.text : out.tensors;
+}
