@@ -11,7 +11,12 @@ export class PreflightError extends Error {
 }
 
 export async function checkRedis(config: Config): Promise<void> {
-  const redis = createRedis(config.REDIS_URL, { name: 'preflight', retryStrategy: () => null, lazyConnect: true });
+  const redis = createRedis(config.REDIS_URL, {
+    name: 'preflight',
+    retryStrategy: () => null,
+    lazyConnect: true,
+    enableOfflineQueue: true,
+  });
   try {
     await redis.connect();
     await redis.ping();

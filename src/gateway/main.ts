@@ -8,7 +8,7 @@ import { type Config, instanceId } from '../config/index.js';
 import { migrate } from '../db/migrate.js';
 import { handleShutdown } from '../lib/lifecycle.js';
 import { createPgPool } from '../lib/postgres.js';
-import { createRedis } from '../lib/redis.js';
+import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { createLogger } from '../observability/logger.js';
 import { createRegistry } from '../observability/metrics.js';
 import { JobProducer } from '../queue/producer.js';
@@ -25,11 +25,8 @@ export async function runGateway(config: Config): Promise<void> {
   const metrics = createRegistry({ role: 'gateway', instance });
 
   const redis = createRedis(config.REDIS_URL, { name: 'gateway' });
-  const subscriber = createRedis(config.REDIS_URL, {
-    name: 'gateway-sub',
-    maxRetriesPerRequest: null,
-    commandTimeout: undefined,
-  });
+  const subscriber = createRedis(config.REDIS_URL, { name: 'gateway-sub', blocking: true });
+  await redisReady(redis, config.REDIS_URL);
   const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-gateway', schema: config.DATABASE_SCHEMA });
   const applied = await migrate(pg, config.DATABASE_SCHEMA);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -133,7 +130,7 @@ export async function runGateway(config: Config): Promise<void> {
     { name: 'jobs', run: () => jobs.close() },
     { name: 'breaker', run: () => guard.shutdown() },
     { name: 'grpc', run: () => clients.close() },
-    { name: 'redis', run: () => Promise.allSettled([redis.quit(), subscriber.quit()]) },
+    { name: 'redis', run: () => Promise.all([closeRedis(redis), closeRedis(subscriber)]) },
     { name: 'postgres', run: () => pg.end() },
   ]);
 }

@@ -120,8 +120,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     },
     async close() {
       clearInterval(watch);
-      // Worker.close() waits for active jobs to finish, so accepted work completes.
-      await Promise.allSettled([...workers.values()].map((w) => w.close()));
+      // Worker.close() waits for active jobs to finish, so accepted work completes; with Redis
+      // gone there is nothing to finish them into, so do not wait.
+      const force = deps.workerConnection.status !== 'ready';
+      await Promise.allSettled([...workers.values()].map((w) => w.close(force)));
     },
   };
 }

@@ -1,6 +1,6 @@
 import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
-import { createRedis } from '../lib/redis.js';
+import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { createLogger } from '../observability/logger.js';
 import { createRegistry, serveMetrics } from '../observability/metrics.js';
 import { SkillClientPool } from '../skills/client-pool.js';
@@ -14,6 +14,7 @@ export async function runDispatcher(config: Config): Promise<void> {
   const metrics = createRegistry({ role: 'dispatcher', instance });
   const redis = createRedis(config.REDIS_URL, { name: 'dispatcher' });
   const workerConnection = createRedis(config.REDIS_URL, { name: 'dispatcher-worker', blocking: true });
+  await redisReady(redis, config.REDIS_URL);
   const registry = new CachedRegistry(new SkillRegistry(redis, config.KEY_PREFIX), config.REGISTRY_CACHE_MS);
   const pool = new SkillClientPool(registry);
   const dispatcher = createDispatcher({ config, redis, workerConnection, registry, pool, logger, metrics });
@@ -25,6 +26,6 @@ export async function runDispatcher(config: Config): Promise<void> {
     { name: 'workers', run: () => dispatcher.close() },
     { name: 'grpc', run: () => pool.close() },
     { name: 'metrics', run: () => new Promise((r) => metricsServer.server.close(r)) },
-    { name: 'redis', run: () => Promise.allSettled([redis.quit(), workerConnection.quit()]) },
+    { name: 'redis', run: () => Promise.all([closeRedis(redis), closeRedis(workerConnection)]) },
   ]);
 }

@@ -72,7 +72,8 @@ export class JobProducer {
   }
 
   async close(): Promise<void> {
-    await this.deps.subscriber.unsubscribe(this.channel).catch(() => undefined);
+    if (this.deps.subscriber.status === 'ready')
+      await this.deps.subscriber.unsubscribe(this.channel).catch(() => undefined);
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     for (const id of [...this.waiters.keys()]) this.settle(id, (w) => w.reject(new AppError('SHUTTING_DOWN')));
   }

@@ -1,6 +1,6 @@
 import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
-import { createRedis } from '../lib/redis.js';
+import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { createLogger } from '../observability/logger.js';
 import { createRegistry, serveMetrics } from '../observability/metrics.js';
 import { createBackend } from './backends/index.js';
@@ -22,6 +22,7 @@ export async function runSkill(config: Config): Promise<void> {
   const metricsServer = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
 
   const redis = createRedis(config.REDIS_URL, { name: `skill-${name}` });
+  await redisReady(redis, config.REDIS_URL);
   const registry = new SkillRegistry(redis, config.KEY_PREFIX);
   const replica = { name, ...backend.describe(), address, instance, startedAt: Date.now() };
   const announce = () =>
@@ -38,6 +39,6 @@ export async function runSkill(config: Config): Promise<void> {
     { name: 'registry', run: () => registry.withdraw(name, address) },
     { name: 'grpc', run: () => server.stop(config.SHUTDOWN_TIMEOUT_MS / 2) },
     { name: 'metrics', run: () => new Promise((r) => metricsServer.server.close(r)) },
-    { name: 'redis', run: () => redis.quit() },
+    { name: 'redis', run: () => closeRedis(redis) },
   ]);
 }
