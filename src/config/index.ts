@@ -102,6 +102,11 @@ export const configSchema = z.object({
   /** Expired entries are kept this long, to answer STALE when the skill cannot. */
   CACHE_STALE_GRACE_S: positiveInt(3_600),
 
+  /** Refresh-ahead: how long before a predicted request a hot entry is recomputed. */
+  CACHE_REFRESH_LEAD_MS: positiveInt(5_000),
+  /** Refresh-ahead: most recomputes a gateway starts per second. */
+  CACHE_REFRESH_BUDGET_PER_S: positiveInt(50),
+
   // --- Redis on the hot path
   /** A Redis round trip slower than this counts as a failure for the breaker. */
   REDIS_TIMEOUT_MS: positiveInt(500),

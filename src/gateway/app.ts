@@ -10,6 +10,14 @@ import { skillRoutes } from './routes/skills.js';
 
 /** Builds the gateway's HTTP app from its dependencies; it does not listen (see main.ts). */
 export function createApp(deps: GatewayDeps): Express {
+  return createGateway(deps).app;
+}
+
+/**
+ * The app and the gateway's background work: `refreshDue` recomputes cache entries the
+ * refresh-ahead predictor says are due; main.ts calls it on a timer (nothing starts here).
+ */
+export function createGateway(deps: GatewayDeps): { app: Express; refreshDue: (now?: number) => Promise<number> } {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -27,5 +35,5 @@ export function createApp(deps: GatewayDeps): Express {
   app.use(skillRoutes(deps, inference));
   app.use(notFound());
   app.use(errorHandler());
-  return app;
+  return { app, refreshDue: inference.refreshDue };
 }

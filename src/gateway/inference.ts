@@ -1,4 +1,6 @@
+import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/key-store.js';
+import { RefreshPredictor } from '../cache/refresh-ahead.js';
 import { cacheKeyHash } from '../cache/cache-key.js';
 import type { CacheDirectives } from '../cache/cache-control.js';
 import type { CacheEntry } from '../cache/response-cache.js';
@@ -8,6 +10,7 @@ import type { InferJobData, InferJobResult } from '../queue/job.js';
 import type { SkillInfo } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
 import type { GatewayMetrics } from './metrics.js';
+import { RefreshAhead } from './refresh-ahead.js';
 
 /** What is kept in the cache for one answer. */
 export interface CachedAnswer {
@@ -60,6 +63,25 @@ const serveStaleOn = new Set<ErrorCode>([
  */
 export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   const { config, cache, limiter, redis } = deps;
+  const refresher = new RefreshAhead<Plan & { cacheKey: string }>({
+    predictor: new RefreshPredictor({
+      leadMs: config.CACHE_REFRESH_LEAD_MS,
+      maxRefreshesPerInterval: config.CACHE_REFRESH_BUDGET_PER_S,
+      budgetIntervalMs: 1_000,
+    }),
+    recompute: async (p) => (await computeAndStore(p, `refresh-${randomUUID()}`)).expiresAt,
+    lock: async (key) => {
+      // Held for the lead time only: long enough that another gateway predicting the same access
+      // skips it, short enough not to block the next period's refresh.
+      const [ok] = await redis.exec((pipeline) =>
+        pipeline.set(`${key}:refreshing`, '1', 'PX', config.CACHE_REFRESH_LEAD_MS, 'NX'),
+      );
+      return ok === 'OK';
+    },
+    metrics,
+    logger: deps.logger,
+    recipeTtlMs: 2 * Math.max(config.CACHE_TTL_S, ...Object.values(config.CACHE_TTLS)) * 1000,
+  });
 
   function plan(principal: Principal, skill: SkillInfo, item: InferJobData['item'], directives: CacheDirectives): Plan {
     const deterministic = skill.deterministic || item.temperature === 0;
@@ -112,6 +134,10 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     } else {
       admission = degradedAdmission(principal, p, useLocal ? local : undefined);
     }
+    if (p.cacheKey && !p.directives.noCache && admission.limit.allowed) {
+      const hit = admission.entry && fresh(admission.entry, p.directives, now) ? admission.entry.expiresAt : undefined;
+      refresher.access(p as Plan & { cacheKey: string }, now, hit);
+    }
     metrics.rateLimit.inc({
       tier: principal.tier,
       result: admission.limit.allowed ? 'allowed' : 'limited',
@@ -153,12 +179,23 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
       }
       throw err;
     }
-    const value: CachedAnswer = { model: job.model, output: outputValue(job) };
-    if (p.cacheKey && redis.available()) {
-      const stored = cache.entry(value, p.ttlS);
-      redis.exec((pipeline) => cache.set(pipeline, p.cacheKey!, stored)).catch(() => undefined);
-    }
+    const value = store(p, job);
     return { ...value, cache: p.cacheKey ? 'MISS' : 'BYPASS', job, degraded: admission.degraded };
+  }
+
+  /** Writes a computed answer to both cache levels (when cacheable) and tells the refresher. */
+  function store(p: Plan, job: InferJobResult): CachedAnswer & { expiresAt: number } {
+    const value: CachedAnswer = { model: job.model, output: outputValue(job) };
+    const entry = cache.entry(value, p.ttlS);
+    if (p.cacheKey && redis.available()) {
+      redis.exec((pipeline) => cache.set(pipeline, p.cacheKey!, entry)).catch(() => undefined);
+      refresher.stored(p.cacheKey, entry.expiresAt, Date.now());
+    }
+    return { ...value, expiresAt: entry.expiresAt };
+  }
+
+  async function computeAndStore(p: Plan, requestId: string) {
+    return store(p, await compute(p, requestId, false));
   }
 
   /** Through the queue; while Redis is down, straight to a skill replica over gRPC. */
@@ -180,7 +217,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     }
   }
 
-  return { plan, admit, answer };
+  return { plan, admit, answer, refreshDue: (now?: number) => refresher.tick(now) };
 }
 
 export type Inference = ReturnType<typeof createInference>;

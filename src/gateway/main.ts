@@ -15,7 +15,7 @@ import { JobProducer } from '../queue/producer.js';
 import { SkillClientPool } from '../skills/client-pool.js';
 import { inferOnce } from '../skills/infer-once.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
-import { createApp } from './app.js';
+import { createGateway } from './app.js';
 import { GatewayPresence } from './presence.js';
 
 /** Role `gateway`: the only place that opens the gateway's connections and listens. */
@@ -62,7 +62,7 @@ export async function runGateway(config: Config): Promise<void> {
   });
 
   let shuttingDown = false;
-  const app = createApp({
+  const { app, refreshDue } = createGateway({
     config,
     instance,
     logger,
@@ -101,6 +101,9 @@ export async function runGateway(config: Config): Promise<void> {
     ],
   });
 
+  const refreshTimer = setInterval(() => {
+    refreshDue().catch((err: unknown) => logger.warn({ err }, 'refresh-ahead tick failed'));
+  }, 1_000);
   const server = app.listen(config.GATEWAY_PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
@@ -126,6 +129,7 @@ export async function runGateway(config: Config): Promise<void> {
           server.closeIdleConnections();
         }),
     },
+    { name: 'refresh-ahead', run: () => clearInterval(refreshTimer) },
     { name: 'presence', run: () => presence.stop() },
     { name: 'jobs', run: () => jobs.close() },
     { name: 'breaker', run: () => guard.shutdown() },
