@@ -66,6 +66,12 @@ export class ManagedProcess {
     });
   }
 
+  /** From now on an exit is expected: it is not restarted (e.g. Ctrl-C reached the whole process group). */
+  markStopping(): void {
+    this.stopping = true;
+    clearTimeout(this.restartTimer);
+  }
+
   /** Asks the process to stop, and kills it if it has not exited within `timeoutMs`. */
   async stop(timeoutMs: number): Promise<void> {
     this.stopping = true;

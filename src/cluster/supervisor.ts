@@ -112,6 +112,8 @@ export async function startCluster({
   };
 
   const stop = async () => {
+    // Ctrl-C also reaches every child directly: none of them may be restarted from here on.
+    for (const p of processes) p.markStopping();
     // Reverse order of start: nginx stops taking traffic first, skills go last.
     for (const p of [...processes].reverse()) await p.stop(config.SHUTDOWN_TIMEOUT_MS + 2_000);
     clearState(runDir);

@@ -15,7 +15,7 @@ const list = (fallback: string) =>
     );
 
 /** `name=number,name=number` → a map; a malformed pair is a config error naming it. */
-const numberMap = (fallback: string) =>
+const numberMap = (fallback: string, min: 'positive' | 'non-negative' = 'positive') =>
   z
     .string()
     .default(fallback)
@@ -27,8 +27,15 @@ const numberMap = (fallback: string) =>
         .filter(Boolean)) {
         const [k, v] = pair.split('=');
         const n = Number(v);
-        if (!k || !Number.isFinite(n) || n <= 0) {
-          ctx.addIssue({ code: 'custom', message: `"${pair}" is not name=positive-number` });
+        if (
+          !k ||
+          v === undefined ||
+          v.trim() === '' ||
+          !Number.isFinite(n) ||
+          n < 0 ||
+          (min === 'positive' && n === 0)
+        ) {
+          ctx.addIssue({ code: 'custom', message: `"${pair}" is not name=${min}-number` });
           return z.NEVER;
         }
         out[k.trim()] = n;
@@ -66,12 +73,28 @@ export const configSchema = z.object({
   GATEWAY_COUNT: positiveInt(2),
   BODY_LIMIT_BYTES: positiveInt(64 * 1024),
   MAX_INPUT_CHARS: positiveInt(10_000),
-  /** How long a synchronous infer request waits for its job before answering 504. */
+  /** Default deadline of a synchronous request; past it the answer is 504 DEADLINE_EXCEEDED. */
   REQUEST_TIMEOUT_MS: positiveInt(15_000),
+  /** Per-skill default deadlines, e.g. `openai=60000`. */
+  DEADLINES_MS: numberMap(''),
+  /** Longest deadline a client may ask for (`deadline_ms` or X-Deadline-Ms). */
+  MAX_DEADLINE_MS: positiveInt(600_000),
+  /** Waiting jobs a skill may have before new requests get 503 OVERLOADED at once. */
+  MAX_QUEUE_DEPTH: positiveInt(10_000),
+  /** Per-skill queue depth limits, e.g. `onnx=500`. */
+  QUEUE_DEPTHS: numberMap(''),
+  /** How long async jobs (POST /v1/jobs) and their results are kept after they finish. */
+  ASYNC_JOB_RETENTION_S: positiveInt(86_400),
+  /** Priorities: head start by tier (ms), and the delay each recent job of a tenant adds. */
+  PRIORITY_TIER_DELAYS_MS: numberMap('premium=0,standard=1000,free=5000', 'non-negative').refine(
+    (m) => ['free', 'standard', 'premium'].every((t) => t in m),
+    'needs free=, standard= and premium=',
+  ),
+  PRIORITY_BACKLOG_MS: positiveInt(20),
   /** How long a gateway trusts its copy of the skill registry. */
   REGISTRY_CACHE_MS: positiveInt(1_000),
   /** Completed and failed jobs are kept this long so a late reader can still fetch the result. */
-  JOB_RETENTION_S: positiveInt(300),
+  JOB_RETENTION_S: positiveInt(60),
 
   // --- API keys
   /** How long a gateway trusts a key lookup; a revoked key stops working within this time. */
@@ -117,6 +140,9 @@ export const configSchema = z.object({
   DISPATCHER_CONCURRENCY: positiveInt(64),
   /** Deadline of one gRPC call from a dispatcher to a skill. */
   SKILL_CALL_TIMEOUT_MS: positiveInt(10_000),
+  /** A job whose dispatcher stopped renewing its lock for this long is handed to another. */
+  WORKER_LOCK_MS: positiveInt(30_000),
+  WORKER_STALLED_CHECK_MS: positiveInt(15_000),
   /** Port of the /metrics listener of a dispatcher or skill; 0 picks a free one. */
   METRICS_PORT: port(0),
 

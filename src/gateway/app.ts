@@ -6,6 +6,7 @@ import { authenticate } from './middleware/authenticate.js';
 import { errorHandler, notFound } from './middleware/error-handler.js';
 import { requestContext } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
+import { jobRoutes } from './routes/jobs.js';
 import { skillRoutes } from './routes/skills.js';
 
 /** Builds the gateway's HTTP app from its dependencies; it does not listen (see main.ts). */
@@ -33,6 +34,7 @@ export function createGateway(deps: GatewayDeps): { app: Express; refreshDue: (n
   // Everything under /v1 is the API: it needs a key. Health and metrics above do not.
   app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps, inference));
+  app.use(jobRoutes(deps, inference));
   app.use(notFound());
   app.use(errorHandler());
   return { app, refreshDue: inference.refreshDue };

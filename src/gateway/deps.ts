@@ -6,13 +6,11 @@ import type { ResponseCache } from '../cache/response-cache.js';
 import type { Config } from '../config/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { InferJobData, InferJobResult } from '../queue/job.js';
+import type { JobProducer } from '../queue/producer.js';
 import type { RegistrySnapshot } from '../skills/registry.js';
 
 /** The narrow view of the job queue a gateway needs. */
-export interface JobRunner {
-  run(data: InferJobData, timeoutMs: number): Promise<InferJobResult>;
-  pending(): number;
-}
+export type JobRunner = Pick<JobProducer, 'run' | 'submit' | 'getJob' | 'admit' | 'tenantBacklog' | 'pending'>;
 
 /** Where the gateway learns which skills exist and which are up. */
 export interface SkillDirectory {

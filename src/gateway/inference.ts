@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/key-store.js';
 import { RefreshPredictor } from '../cache/refresh-ahead.js';
+import { priorityFor, priorityPolicy } from '../queue/priority.js';
 import { cacheKeyHash } from '../cache/cache-key.js';
 import type { CacheDirectives } from '../cache/cache-control.js';
 import type { CacheEntry } from '../cache/response-cache.js';
@@ -22,11 +23,16 @@ export type CacheStatus = 'HIT' | 'MISS' | 'STALE' | 'BYPASS';
 
 /** How one request will be served, decided before any I/O. */
 export interface Plan {
+  principal: Principal;
   skill: SkillInfo;
+  /** Epoch ms after which the answer is useless. */
+  deadlineAt: number;
   item: InferJobData['item'];
   directives: CacheDirectives;
   /** Redis key of the cached answer; undefined when the request may not be cached. */
   cacheKey?: string;
+  /** Job id shared by identical in-flight requests (deterministic ones only). */
+  coalesceId?: string;
   ttlS: number;
 }
 
@@ -51,7 +57,7 @@ export interface Answer {
 const serveStaleOn = new Set<ErrorCode>([
   'SKILL_UNAVAILABLE',
   'SKILL_TIMEOUT',
-  'JOB_TIMEOUT',
+  'DEADLINE_EXCEEDED',
   'QUEUE_UNAVAILABLE',
   'BREAKER_OPEN',
   'OVERLOADED',
@@ -63,13 +69,20 @@ const serveStaleOn = new Set<ErrorCode>([
  */
 export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   const { config, cache, limiter, redis } = deps;
+  const policy = priorityPolicy(config);
   const refresher = new RefreshAhead<Plan & { cacheKey: string }>({
     predictor: new RefreshPredictor({
       leadMs: config.CACHE_REFRESH_LEAD_MS,
       maxRefreshesPerInterval: config.CACHE_REFRESH_BUDGET_PER_S,
       budgetIntervalMs: 1_000,
     }),
-    recompute: async (p) => (await computeAndStore(p, `refresh-${randomUUID()}`)).expiresAt,
+    recompute: async (p) =>
+      (
+        await computeAndStore(
+          { ...p, deadlineAt: Date.now() + (config.DEADLINES_MS[p.skill.name] ?? config.REQUEST_TIMEOUT_MS) },
+          `refresh-${randomUUID()}`,
+        )
+      ).expiresAt,
     lock: async (key) => {
       // Held for the lead time only: long enough that another gateway predicting the same access
       // skips it, short enough not to block the next period's refresh.
@@ -83,10 +96,18 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     recipeTtlMs: 2 * Math.max(config.CACHE_TTL_S, ...Object.values(config.CACHE_TTLS)) * 1000,
   });
 
-  function plan(principal: Principal, skill: SkillInfo, item: InferJobData['item'], directives: CacheDirectives): Plan {
+  function plan(
+    principal: Principal,
+    skill: SkillInfo,
+    item: InferJobData['item'],
+    directives: CacheDirectives,
+    deadlineMs?: number,
+  ): Plan {
     const deterministic = skill.deterministic || item.temperature === 0;
     const ttlS = config.CACHE_TTLS[skill.name] ?? config.CACHE_TTL_S;
-    if (directives.noStore || !deterministic) return { skill, item, directives, ttlS };
+    const deadlineAt = Date.now() + (deadlineMs ?? config.DEADLINES_MS[skill.name] ?? config.REQUEST_TIMEOUT_MS);
+    const base = { principal, skill, item, directives, ttlS, deadlineAt };
+    if (!deterministic) return base;
     const scope = config.CACHE_SHARED_SKILLS.includes(skill.name) ? 'shared' : principal.tenantId;
     const hash = cacheKeyHash({
       skill: skill.name,
@@ -97,7 +118,9 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
       parameters: { maxTokens: item.maxTokens, temperature: item.temperature, modelVersion: item.modelVersion },
       scope,
     });
-    return { skill, item, directives, ttlS, cacheKey: cache.redisKey(scope, hash) };
+    // Identical deterministic requests share one job, even when the client does not want caching.
+    if (directives.noStore) return { ...base, coalesceId: `c-${hash}` };
+    return { ...base, cacheKey: cache.redisKey(scope, hash), coalesceId: `c-${hash}` };
   }
 
   function fresh(entry: CacheEntry | undefined, directives: CacheDirectives, now: number): boolean {
@@ -202,13 +225,23 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   async function compute(p: Plan, requestId: string, direct: boolean): Promise<InferJobResult> {
     const callDirect = () => {
       metrics.degraded.inc({ reason: 'direct' });
-      return deps.direct(p.skill.name, requestId, p.item, config.SKILL_CALL_TIMEOUT_MS);
+      return deps.direct(p.skill.name, requestId, p.item, Math.max(1, p.deadlineAt - Date.now()));
     };
     if (direct) return callDirect();
     try {
+      await deps.jobs.admit(p.skill.name);
+      const backlog = await deps.jobs.tenantBacklog(p.skill.name, p.principal.tenantId);
+      const priority = priorityFor({ tier: p.principal.tier, tenantBacklog: backlog, now: Date.now() }, policy);
       return await deps.jobs.run(
-        { skill: p.skill.name, requestId, enqueuedAt: Date.now(), item: p.item },
-        config.REQUEST_TIMEOUT_MS,
+        {
+          skill: p.skill.name,
+          requestId,
+          enqueuedAt: Date.now(),
+          tenantId: p.principal.tenantId,
+          deadlineAt: p.deadlineAt,
+          item: p.item,
+        },
+        { coalesceId: p.coalesceId, priority },
       );
     } catch (err) {
       // Redis went away between admission and enqueue: nothing was queued, so call directly.

@@ -10,6 +10,8 @@ const inferBodySchema = z.strictObject({
   max_tokens: z.number().int().min(1).max(32_768).optional(),
   temperature: z.number().min(0).max(2).optional(),
   model_version: z.string().max(64).optional(),
+  /** Relative deadline; the header X-Deadline-Ms says the same. */
+  deadline_ms: z.number().int().min(1).optional(),
 });
 
 export type InferBody = z.infer<typeof inferBodySchema>;
@@ -45,4 +47,27 @@ export function parseInferBody(body: unknown, maxInputChars: number): InferBody 
     );
   }
   return parsed.data;
+}
+
+/**
+ * The request's deadline in ms from now: the body's `deadline_ms`, else the X-Deadline-Ms header,
+ * else undefined (the skill's default applies). Above `maxMs` is a 400 naming the field.
+ */
+export function parseDeadline(
+  bodyMs: number | undefined,
+  header: string | undefined,
+  maxMs: number,
+): number | undefined {
+  let ms = bodyMs;
+  let field = 'deadline_ms';
+  if (ms === undefined && header !== undefined) {
+    field = 'X-Deadline-Ms';
+    ms = /^\d{1,9}$/.test(header.trim()) ? Number(header.trim()) : NaN;
+    if (!Number.isInteger(ms) || ms < 1)
+      throw new AppError('BAD_REQUEST', `${field}: a whole number of milliseconds >= 1`, { field });
+  }
+  if (ms !== undefined && ms > maxMs) {
+    throw new AppError('BAD_REQUEST', `${field}: at most ${maxMs} ms`, { field, limit: maxMs });
+  }
+  return ms;
 }

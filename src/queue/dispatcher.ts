@@ -63,12 +63,24 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   });
 
   async function processJob(job: Job<InferJobData, InferJobResult>): Promise<InferJobResult> {
-    const { skill, item } = job.data;
+    const { skill, item, deadlineAt } = job.data;
     const queueMs = Date.now() - job.data.enqueuedAt;
     queueWait.observe({ skill }, queueMs / 1000);
+    // Nobody can use the answer any more: do not spend the model on it.
+    const left = deadlineAt === undefined ? Infinity : deadlineAt - Date.now();
+    if (left <= 0) {
+      jobsTotal.inc({ skill, outcome: 'expired' });
+      throw encodeFailure(new AppError('DEADLINE_EXCEEDED', `${skill}: the deadline passed while the job waited`));
+    }
     const t0 = performance.now();
     try {
-      const result = await inferOnce(deps.pool, skill, job.id ?? '', item, config.SKILL_CALL_TIMEOUT_MS);
+      const result = await inferOnce(
+        deps.pool,
+        skill,
+        job.id ?? '',
+        item,
+        Math.min(config.SKILL_CALL_TIMEOUT_MS, left),
+      );
       return { ...result, timing: { ...result.timing, queueMs } };
     } catch (err) {
       throw encodeFailure(err);
@@ -89,17 +101,22 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       connection: deps.workerConnection,
       prefix: queuePrefix(config.KEY_PREFIX),
       concurrency: config.DISPATCHER_CONCURRENCY,
+      // A dispatcher that dies mid-job stops renewing its locks; after lockDuration another
+      // dispatcher's stalled-job check puts the job back in the queue: accepted work is not lost.
+      lockDuration: config.WORKER_LOCK_MS,
+      stalledInterval: config.WORKER_STALLED_CHECK_MS,
+      maxStalledCount: 2,
     });
     worker.on('completed', (job, result) => {
       jobsTotal.inc({ skill, outcome: 'completed' });
-      if (job.id) publish({ id: job.id, ok: true, result });
+      if (job.id) publish({ id: job.id, skill, ok: true, result });
     });
     worker.on('failed', (job, err) => {
       if (!job?.id) return;
       const final = job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
       if (!final) return;
       jobsTotal.inc({ skill, outcome: 'failed' });
-      publish({ id: job.id, ok: false, error: safeParse(err.message) });
+      publish({ id: job.id, skill, ok: false, error: safeParse(err.message) });
     });
     worker.on('error', (err) => logger.warn({ err, skill }, 'worker error'));
     workers.set(skill, worker);

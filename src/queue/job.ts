@@ -8,6 +8,12 @@ export interface InferJobData {
   requestId: string;
   /** Epoch ms when the gateway enqueued the job. */
   enqueuedAt: number;
+  /** Tenant that submitted it: async jobs are only shown to it. */
+  tenantId?: string;
+  /** Epoch ms after which the answer is useless: the dispatcher drops the job instead of computing it. */
+  deadlineAt?: number;
+  /** For async jobs: hash of the request, to tell a retried submit from a reused Idempotency-Key. */
+  requestHash?: string;
   item: {
     text?: string;
     tensors?: WireTensor[];
@@ -36,8 +42,9 @@ export interface InferJobResult {
 }
 
 /** Published on the completion channel when a job reaches a final state. */
-export type CompletionMessage =
-  { id: string; ok: true; result: InferJobResult } | { id: string; ok: false; error: unknown };
+export type CompletionMessage = { id: string; skill?: string } & (
+  { ok: true; result: InferJobResult } | { ok: false; error: unknown }
+);
 
 /** BullMQ names queues `<prefix>:<name>`; ours are `<KEY_PREFIX>:skill:<skill>`. */
 export function queuePrefix(keyPrefix: string): string {

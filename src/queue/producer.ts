@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
+import { type Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
+import { Backpressure } from './backpressure.js';
 import {
   type CompletionMessage,
   completionChannel,
@@ -18,9 +19,24 @@ export interface ProducerDeps {
   /** A dedicated connection in subscriber mode. */
   subscriber: Redis;
   keyPrefix: string;
-  /** Finished jobs stay this long, so a waiter that missed the message can still read them. */
+  /** Finished synchronous jobs stay this long, so a waiter that missed the message can read them. */
   retentionS: number;
+  /** Waiting jobs a skill may have before new ones are refused. */
+  maxDepth: (skill: string) => number;
   logger: Logger;
+}
+
+export interface RunOptions {
+  /** Set for a deterministic request: identical requests in flight share one job (and one model run). */
+  coalesceId?: string;
+  priority: number;
+}
+
+export interface SubmitOptions {
+  /** BullMQ job id; an existing id returns the existing job (idempotent submit). */
+  jobId: string;
+  priority: number;
+  retentionS: number;
 }
 
 interface Waiter {
@@ -28,18 +44,25 @@ interface Waiter {
   reject: (e: AppError) => void;
 }
 
+/** Window in which a tenant's submissions to a skill count as its backlog (for fair priorities). */
+const BACKLOG_WINDOW_S = 10;
+
 /**
  * Enqueues jobs and waits for their results. Completions arrive on one pub/sub channel that
- * the gateway subscribed to at start; pub/sub can lose a message (e.g. across a reconnect),
- * so a waiter that times out reads the job's final state once before it gives up.
+ * every gateway subscribed to at start, so any gateway can wait on any job — which is what lets
+ * identical requests on different gateways share one job. Pub/sub can lose a message (e.g.
+ * across a reconnect), so a waiter whose deadline comes reads the job's final state once before
+ * it gives up.
  */
 export class JobProducer {
   private readonly queues = new Map<string, Queue>();
   private readonly waiters = new Map<string, Waiter[]>();
   private readonly channel: string;
+  private readonly backpressure: Backpressure;
 
   constructor(private readonly deps: ProducerDeps) {
     this.channel = completionChannel(deps.keyPrefix);
+    this.backpressure = new Backpressure(deps.maxDepth);
   }
 
   async start(): Promise<void> {
@@ -49,21 +72,77 @@ export class JobProducer {
     await this.deps.subscriber.subscribe(this.channel);
   }
 
-  /** Enqueues one inference and resolves with its result, or rejects within `timeoutMs`. */
-  async run(data: InferJobData, timeoutMs: number): Promise<InferJobResult> {
-    const id = randomUUID();
-    const done = this.wait(data.skill, id, timeoutMs);
+  /** Refuses at once (503 OVERLOADED) when the skill's queue is full. */
+  admit(skill: string): Promise<void> {
+    return this.backpressure.admit(skill, this.queue(skill));
+  }
+
+  /**
+   * How many jobs the tenant submitted to the skill in the last window (this one included):
+   * the fairness term of its priority. 0 when Redis cannot tell.
+   */
+  async tenantBacklog(skill: string, tenantId: string): Promise<number> {
+    const window = Math.floor(Date.now() / (BACKLOG_WINDOW_S * 1000));
+    const key = `${this.deps.keyPrefix}:backlog:${skill}:${tenantId}:${window}`;
+    try {
+      const [[, n] = []] =
+        (await this.deps.redis
+          .multi()
+          .incr(key)
+          .expire(key, BACKLOG_WINDOW_S * 2)
+          .exec()) ?? [];
+      return Number(n ?? 1) - 1;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Enqueues one inference and resolves with its result, or rejects when `data.deadlineAt` passes. */
+  async run(data: InferJobData & { deadlineAt: number }, opts: RunOptions): Promise<InferJobResult> {
+    // A coalesced job is removed as soon as it finishes, so a later identical request computes
+    // afresh (the response cache, not the queue, decides about reuse).
+    const id = opts.coalesceId ?? randomUUID();
+    const done = this.wait(data.skill, id, data.deadlineAt - Date.now());
     try {
       await this.queue(data.skill).add('infer', data, {
         jobId: id,
+        priority: opts.priority,
         attempts: 1,
-        removeOnComplete: { age: this.deps.retentionS },
-        removeOnFail: { age: this.deps.retentionS },
+        // Kept only for a waiter that lost its message; the count bounds Redis memory under load.
+        removeOnComplete: opts.coalesceId ? true : { age: this.deps.retentionS, count: 1_000 },
+        removeOnFail: opts.coalesceId ? true : { age: this.deps.retentionS, count: 1_000 },
       });
     } catch (err) {
       this.settle(id, (w) => w.reject(new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err })));
     }
     return done;
+  }
+
+  /** Enqueues without waiting (async jobs); an existing job id returns the existing job. */
+  async submit(data: InferJobData, opts: SubmitOptions): Promise<Job<InferJobData, InferJobResult>> {
+    const queue = this.queue(data.skill);
+    try {
+      await queue.add('infer', data, {
+        jobId: opts.jobId,
+        priority: opts.priority,
+        attempts: 1,
+        removeOnComplete: { age: opts.retentionS },
+        removeOnFail: { age: opts.retentionS },
+      });
+      const job = await queue.getJob(opts.jobId);
+      if (!job) throw new Error('the job vanished right after it was added');
+      return job;
+    } catch (err) {
+      throw new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err });
+    }
+  }
+
+  async getJob(skill: string, id: string): Promise<Job<InferJobData, InferJobResult> | undefined> {
+    try {
+      return (await this.queue(skill).getJob(id)) ?? undefined;
+    } catch (err) {
+      throw new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err });
+    }
   }
 
   /** Waiters currently open; exported as a gauge. */
@@ -72,8 +151,9 @@ export class JobProducer {
   }
 
   async close(): Promise<void> {
-    if (this.deps.subscriber.status === 'ready')
+    if (this.deps.subscriber.status === 'ready') {
       await this.deps.subscriber.unsubscribe(this.channel).catch(() => undefined);
+    }
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
     for (const id of [...this.waiters.keys()]) this.settle(id, (w) => w.reject(new AppError('SHUTTING_DOWN')));
   }
@@ -90,7 +170,7 @@ export class JobProducer {
 
   private wait(skill: string, id: string, timeoutMs: number): Promise<InferJobResult> {
     return new Promise<InferJobResult>((resolve, reject) => {
-      const timer = setTimeout(() => void this.onTimeout(skill, id), timeoutMs);
+      const timer = setTimeout(() => void this.onDeadline(skill, id), Math.max(0, timeoutMs));
       const clear =
         <T>(fn: (v: T) => void) =>
         (v: T) => {
@@ -117,13 +197,14 @@ export class JobProducer {
     } catch {
       return;
     }
+    if (msg.skill) this.backpressure.completed(msg.skill);
     if (!this.waiters.has(msg.id)) return;
     if (msg.ok) this.settle(msg.id, (w) => w.resolve(msg.result));
     else this.settle(msg.id, (w) => w.reject(AppError.from(msg.error)));
   }
 
   /** Last look at the job before answering 504: the completion message may have been lost. */
-  private async onTimeout(skill: string, id: string): Promise<void> {
+  private async onDeadline(skill: string, id: string): Promise<void> {
     if (!this.waiters.has(id)) return;
     try {
       const job = await this.queue(skill).getJob(id);
@@ -136,13 +217,10 @@ export class JobProducer {
         this.settle(id, (w) => w.reject(decodeFailure(job.failedReason)));
         return;
       }
-      // Nobody waits for it any more: do not spend a model run on it.
-      if (job && (state === 'waiting' || state === 'prioritized' || state === 'delayed')) {
-        await job.remove().catch(() => undefined);
-      }
     } catch (err) {
-      this.deps.logger.warn({ err, id }, 'could not read a timed-out job');
+      this.deps.logger.warn({ err, id }, 'could not read a job past its deadline');
     }
-    this.settle(id, (w) => w.reject(new AppError('JOB_TIMEOUT', undefined, { skill })));
+    // Still waiting: the dispatcher drops it unread, since its deadline is in the job.
+    this.settle(id, (w) => w.reject(new AppError('DEADLINE_EXCEEDED', undefined, { skill })));
   }
 }

@@ -1,12 +1,12 @@
 import { performance } from 'node:perf_hooks';
-import express, { type Response, Router } from 'express';
+import express, { Router } from 'express';
 import { AppError } from '../../errors/index.js';
 import type { RegistrySnapshot } from '../../skills/registry.js';
-import type { LimitDecision } from '../../cache/token-bucket.js';
 import { parseCacheControl } from '../../cache/cache-control.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
-import { parseInferBody, skillNamePattern } from '../validation.js';
+import { parseInferBody } from '../validation.js';
+import { enforceLimit, resolveRequest } from './request.js';
 
 /** `GET /v1/skills`, `GET /v1/skills/:skill`, `POST /v1/skills/:skill/infer`. */
 export function skillRoutes({ config, skills }: GatewayDeps, inference: Inference): Router {
@@ -58,42 +58,10 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
     const name = req.params.skill as string;
     const body = parseInferBody(req.body, config.MAX_INPUT_CHARS);
     const directives = parseCacheControl(req.headers['cache-control']);
-    const s = await snapshot();
-    const info = skillNamePattern.test(name) ? s.catalogue.get(name) : undefined;
-    if (!info) {
-      throw new AppError('SKILL_NOT_FOUND', `no skill named "${name.slice(0, 64)}"`, {
-        skills: [...s.catalogue.keys()].sort(),
-      });
-    }
-    const task = body.task ?? info.defaultTask;
-    if (!info.tasks.includes(task)) {
-      throw new AppError('UNKNOWN_TASK', `${name} has no task "${task}"`, { task, tasks: info.tasks });
-    }
-    const plan = inference.plan(
-      req.principal,
-      info,
-      {
-        text: body.input,
-        task,
-        maxTokens: body.max_tokens ?? 0,
-        temperature: body.temperature,
-        modelVersion: body.model_version ?? '',
-      },
-      directives,
-    );
+    const { info, item, deadlineMs, snapshot: s } = resolveRequest(config, await snapshot(), name, body, req);
+    const plan = inference.plan(req.principal, info, item, directives, deadlineMs);
     const admission = await inference.admit(req.principal, plan);
-    setRateLimitHeaders(res, admission.limit);
-    if (!admission.limit.allowed) {
-      throw new AppError(
-        'RATE_LIMITED',
-        `rate limit of ${admission.limit.limit} requests per ${config.RATE_LIMIT_WINDOW_S} s for this key and skill`,
-        {
-          limit: admission.limit.limit,
-          tier: req.principal.tier,
-        },
-        { retryAfterS: admission.limit.retryAfterS },
-      );
-    }
+    enforceLimit(res, admission.limit, config, req.principal.tier);
     const answerFromCache = admission.entry !== undefined;
     if (!answerFromCache && !s.live.some((r) => r.name === name)) {
       throw new AppError('SKILL_UNAVAILABLE', `${name}: no replica is up`, { skill: name }, { retryAfterS: 1 });
@@ -105,7 +73,7 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
     res.json({
       id: req.id,
       skill: name,
-      task,
+      task: item.task,
       model: answer.model,
       output: answer.output,
       timings: {
@@ -116,11 +84,4 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
   });
 
   return router;
-}
-
-/** IETF RateLimit header fields, on allowed and refused answers alike. */
-function setRateLimitHeaders(res: Response, limit: LimitDecision): void {
-  res.setHeader('RateLimit-Limit', String(limit.limit));
-  res.setHeader('RateLimit-Remaining', String(limit.remaining));
-  res.setHeader('RateLimit-Reset', String(limit.resetS));
 }

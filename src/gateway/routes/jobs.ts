@@ -1,0 +1,149 @@
+import { createHash, randomUUID } from 'node:crypto';
+import express, { type Request, Router } from 'express';
+import type { Job } from 'bullmq';
+import { canonicalJson } from '../../cache/cache-key.js';
+import { AppError } from '../../errors/index.js';
+import { decodeFailure, type InferJobData, type InferJobResult } from '../../queue/job.js';
+import { priorityFor, priorityPolicy } from '../../queue/priority.js';
+import type { RegistrySnapshot } from '../../skills/registry.js';
+import type { GatewayDeps } from '../deps.js';
+import type { Inference } from '../inference.js';
+import { parseInferBody, skillNamePattern } from '../validation.js';
+import { enforceLimit, resolveRequest } from './request.js';
+
+const idempotencyKeyPattern = /^[\x21-\x7e]{1,128}$/;
+const jobIdPattern = /^[ai]-[A-Za-z0-9-]{1,64}$/;
+
+/**
+ * Async jobs: `POST /v1/jobs` answers 202 with an id at once; `GET /v1/jobs/:id` gives state,
+ * timings and result. Public ids are `<skill>.<job id>`, so a lookup goes to the right queue.
+ * Jobs belong to the tenant that submitted them: any other tenant gets 404, as if no such job.
+ */
+export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
+  const { config, jobs, skills } = deps;
+  const router = Router();
+  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false });
+  const policy = priorityPolicy(config);
+
+  async function snapshot(): Promise<RegistrySnapshot> {
+    try {
+      return await skills.get();
+    } catch (err) {
+      throw new AppError('QUEUE_UNAVAILABLE', 'the skill registry is not reachable', undefined, { cause: err });
+    }
+  }
+
+  router.post('/v1/jobs', json, async function submitJob(req, res) {
+    const { skill, rest } = splitSkill(req.body);
+    const body = parseInferBody(rest, config.MAX_INPUT_CHARS);
+    const { info, item, deadlineMs } = resolveRequest(config, await snapshot(), skill, body, req);
+    const key = idempotencyKey(req);
+    const plan = inference.plan(req.principal, info, item, { noStore: true, noCache: true }, deadlineMs);
+    enforceLimit(res, (await inference.admit(req.principal, plan)).limit, config, req.principal.tier);
+    await jobs.admit(skill);
+
+    const requestHash = sha256(canonicalJson({ skill, item, deadlineMs }));
+    const jobId = key ? `i-${sha256(`${req.principal.tenantId}\n${key}`).slice(0, 40)}` : `a-${randomUUID()}`;
+    const backlog = await jobs.tenantBacklog(skill, req.principal.tenantId);
+    const job = await jobs.submit(
+      {
+        skill,
+        requestId: req.id,
+        enqueuedAt: Date.now(),
+        tenantId: req.principal.tenantId,
+        deadlineAt: deadlineMs === undefined ? undefined : Date.now() + deadlineMs,
+        requestHash,
+        item,
+      },
+      {
+        jobId,
+        priority: priorityFor({ tier: req.principal.tier, tenantBacklog: backlog, now: Date.now() }, policy),
+        retentionS: config.ASYNC_JOB_RETENTION_S,
+      },
+    );
+    if (job.data.requestHash !== requestHash || job.data.tenantId !== req.principal.tenantId) {
+      throw new AppError('IDEMPOTENCY_KEY_REUSED', undefined, { header: 'Idempotency-Key' });
+    }
+    const replay = job.data.requestId !== req.id;
+    const id = `${skill}.${jobId}`;
+    res.setHeader('Location', `/v1/jobs/${id}`);
+    res.status(replay ? 200 : 202).json(await describeJob(id, job));
+  });
+
+  router.get('/v1/jobs/:id', async function getJob(req, res) {
+    const id = String(req.params.id);
+    const dot = id.indexOf('.');
+    const skill = id.slice(0, dot);
+    const jobId = id.slice(dot + 1);
+    const notFound = new AppError('JOB_NOT_FOUND', `no job "${id.slice(0, 100)}"`);
+    if (dot < 1 || !skillNamePattern.test(skill) || !jobIdPattern.test(jobId)) throw notFound;
+    const job = await jobs.getJob(skill, jobId);
+    if (!job || job.data.tenantId !== req.principal.tenantId) throw notFound;
+    res.json(await describeJob(id, job));
+  });
+
+  return router;
+}
+
+function splitSkill(body: unknown): { skill: string; rest: unknown } {
+  if (body === undefined || typeof body !== 'object' || body === null || Array.isArray(body)) {
+    return { skill: '', rest: body };
+  }
+  const { skill, ...rest } = body as Record<string, unknown>;
+  if (typeof skill !== 'string' || skill.length === 0) {
+    throw new AppError('BAD_REQUEST', 'skill: the name of the skill to run, e.g. "nlp"', {
+      problems: [{ field: 'skill', problem: 'required string' }],
+    });
+  }
+  return { skill, rest };
+}
+
+function idempotencyKey(req: Request): string | undefined {
+  const raw = req.headers['idempotency-key'];
+  if (raw === undefined) return undefined;
+  const key = Array.isArray(raw) ? raw[0] : raw;
+  if (!key || !idempotencyKeyPattern.test(key)) {
+    throw new AppError('BAD_REQUEST', 'Idempotency-Key: 1 to 128 printable ASCII characters', {
+      header: 'Idempotency-Key',
+    });
+  }
+  return key;
+}
+
+function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+const publicState: Record<string, string> = {
+  waiting: 'queued',
+  prioritized: 'queued',
+  delayed: 'queued',
+  'waiting-children': 'queued',
+  active: 'running',
+  completed: 'completed',
+  failed: 'failed',
+};
+
+async function describeJob(id: string, job: Job<InferJobData, InferJobResult>) {
+  const state = publicState[await job.getState()] ?? 'unknown';
+  const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
+  const result = state === 'completed' ? (job.returnvalue as InferJobResult | null) : null;
+  const out = result?.output;
+  return {
+    id,
+    skill: job.data.skill,
+    task: job.data.item.task,
+    status: state,
+    created_at: iso(job.timestamp),
+    started_at: iso(job.processedOn),
+    finished_at: iso(job.finishedOn),
+    ...(result
+      ? {
+          model: result.model,
+          output: out && ('json' in out ? out.json : 'text' in out ? out.text : out.tensors),
+          timings: result.timing,
+        }
+      : {}),
+    ...(state === 'failed' ? { error: decodeFailure(job.failedReason).toJSON() } : {}),
+  };
+}

@@ -1,0 +1,69 @@
+import type { Request, Response } from 'express';
+import type { Tier } from '../../auth/key-store.js';
+import type { LimitDecision } from '../../cache/token-bucket.js';
+import type { Config } from '../../config/index.js';
+import { AppError } from '../../errors/index.js';
+import type { InferJobData } from '../../queue/job.js';
+import type { RegistrySnapshot, SkillInfo } from '../../skills/registry.js';
+import { type InferBody, parseDeadline, skillNamePattern } from '../validation.js';
+
+/** An inference request checked against the registry: the skill exists and offers the task. */
+export interface ResolvedRequest {
+  info: SkillInfo;
+  item: InferJobData['item'];
+  deadlineMs?: number;
+  snapshot: RegistrySnapshot;
+}
+
+/** Shared by POST /v1/skills/:skill/infer and POST /v1/jobs. */
+export function resolveRequest(
+  config: Config,
+  snapshot: RegistrySnapshot,
+  name: string,
+  body: InferBody,
+  req: Request,
+): ResolvedRequest {
+  const info = skillNamePattern.test(name) ? snapshot.catalogue.get(name) : undefined;
+  if (!info) {
+    throw new AppError('SKILL_NOT_FOUND', `no skill named "${name.slice(0, 64)}"`, {
+      skills: [...snapshot.catalogue.keys()].sort(),
+    });
+  }
+  const task = body.task ?? info.defaultTask;
+  if (!info.tasks.includes(task)) {
+    throw new AppError('UNKNOWN_TASK', `${name} has no task "${task}"`, { task, tasks: info.tasks });
+  }
+  const header = req.headers['x-deadline-ms'];
+  const deadlineMs = parseDeadline(
+    body.deadline_ms,
+    Array.isArray(header) ? header[0] : header,
+    config.MAX_DEADLINE_MS,
+  );
+  return {
+    info,
+    snapshot,
+    deadlineMs,
+    item: {
+      text: body.input,
+      task,
+      maxTokens: body.max_tokens ?? 0,
+      temperature: body.temperature,
+      modelVersion: body.model_version ?? '',
+    },
+  };
+}
+
+/** Sets the IETF RateLimit header fields (allowed and refused alike) and refuses over the limit. */
+export function enforceLimit(res: Response, limit: LimitDecision, config: Config, tier: Tier): void {
+  res.setHeader('RateLimit-Limit', String(limit.limit));
+  res.setHeader('RateLimit-Remaining', String(limit.remaining));
+  res.setHeader('RateLimit-Reset', String(limit.resetS));
+  if (!limit.allowed) {
+    throw new AppError(
+      'RATE_LIMITED',
+      `rate limit of ${limit.limit} requests per ${config.RATE_LIMIT_WINDOW_S} s for this key and skill`,
+      { limit: limit.limit, tier },
+      { retryAfterS: limit.retryAfterS },
+    );
+  }
+}
