@@ -5,6 +5,7 @@ import { authenticate } from './middleware/authenticate.js';
 import { errorHandler, notFound } from './middleware/error-handler.js';
 import { requestContext } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
+import { memoryRoutes } from './routes/memory.js';
 import { skillRoutes } from './routes/skills.js';
 
 /** Builds the gateway's HTTP app from its dependencies; it does not listen (see main.ts). */
@@ -19,6 +20,7 @@ export function createApp(deps: GatewayDeps): Express {
   // Everything under /v1 is the API: it needs a key. Health and metrics above do not.
   app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps));
+  app.use(memoryRoutes(deps));
   app.use(notFound());
   app.use(errorHandler());
   return app;

@@ -1,6 +1,7 @@
 import type { Registry } from 'prom-client';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { Config } from '../config/index.js';
+import type { EntityStore } from '../memory/entity-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { InferJobData, InferJobResult } from '../queue/job.js';
 import type { RegistrySnapshot } from '../skills/registry.js';
@@ -30,6 +31,8 @@ export interface GatewayDeps {
   jobs: JobRunner;
   authenticator: Pick<Authenticator, 'authenticate'>;
   skills: SkillDirectory;
+  /** Entity memory (triples per tenant). */
+  memory: EntityStore;
   readiness: ReadinessCheck[];
   /** True once SIGTERM arrived: /readyz answers 503 so the balancer drains this instance. */
   isShuttingDown?: () => boolean;

@@ -6,6 +6,7 @@ import { migrate } from '../db/migrate.js';
 import { handleShutdown } from '../lib/lifecycle.js';
 import { createPgPool } from '../lib/postgres.js';
 import { createRedis } from '../lib/redis.js';
+import { PgEntityStore } from '../memory/pg-entity-store.js';
 import { createLogger } from '../observability/logger.js';
 import { createRegistry } from '../observability/metrics.js';
 import { JobProducer } from '../queue/producer.js';
@@ -29,6 +30,7 @@ export async function runGateway(config: Config): Promise<void> {
   const applied = await migrate(pg, config.DATABASE_SCHEMA);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
   const authenticator = new Authenticator({ keys: new KeyStore(pg), ttlMs: config.KEY_CACHE_TTL_MS });
+  const memory = new PgEntityStore(pg);
   const jobs = new JobProducer({
     redis,
     subscriber,
@@ -49,6 +51,7 @@ export async function runGateway(config: Config): Promise<void> {
     jobs,
     skills,
     authenticator,
+    memory,
     isShuttingDown: () => shuttingDown,
     readiness: [
       { name: 'redis', check: async () => void (await redis.ping()) },
