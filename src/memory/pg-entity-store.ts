@@ -23,7 +23,9 @@ const constraintFields: Readonly<Record<string, string>> = {
 /** Deadlocks cannot come from our own lock order (see assert), but a second attempt is cheap. */
 const MAX_ATTEMPTS = 2;
 
-const columns = `id::text AS id, subject, verb, object, confidence, source, assertions, created_at, updated_at,
+// `id` stays bigint (pg hands int8 to JS as a string): an `id::text AS id` alias would make
+// ORDER BY id sort as text, out of step with the keyset comparison on the bigint column.
+const columns = `id, subject, verb, object, confidence, source, assertions, created_at, updated_at,
        (extract(epoch FROM updated_at) * 1000000)::bigint::text AS updated_us`;
 
 /**
