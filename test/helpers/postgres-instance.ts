@@ -16,6 +16,12 @@ export interface PostgresInstance {
   start(): Promise<void>;
   /** `immediate` is a crash as far as clients can tell: no goodbye, in-flight work is cut. */
   stop(mode?: 'immediate' | 'fast'): Promise<void>;
+  /**
+   * Freezes every process of the server (SIGSTOP): connections stay open but nothing answers,
+   * as when a database host hangs. {@link resume} thaws it.
+   */
+  pause(): Promise<void>;
+  resume(): Promise<void>;
   /** Stops the server and deletes its data directory. */
   destroy(): Promise<void>;
 }
@@ -72,6 +78,22 @@ export async function startPostgresInstance(): Promise<PostgresInstance> {
     withLog('start', exec('pg_ctl', ['-D', data, '-o', options.join(' '), '-l', log, '-w', '-t', '60', 'start']));
   const stop = (mode: 'immediate' | 'fast' = 'immediate') =>
     withLog('stop', exec('pg_ctl', ['-D', data, '-m', mode, '-w', '-t', '60', 'stop']));
+  /** The postmaster (first line of postmaster.pid) and its children, by pid: only this instance's. */
+  const pids = async (): Promise<number[]> => {
+    const master = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    const { stdout } = await run('ps', ['-o', 'pid=', '--ppid', String(master)]).catch(() => ({ stdout: '' }));
+    return [master, ...stdout.split(/\s+/).filter(Boolean).map(Number)];
+  };
+  const signal = async (sig: NodeJS.Signals) => {
+    for (const pid of await pids()) {
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // A backend that exited meanwhile.
+      }
+    }
+  };
+  let paused = false;
   await start();
   let destroyed = false;
   return {
@@ -79,9 +101,18 @@ export async function startPostgresInstance(): Promise<PostgresInstance> {
     port: port!,
     start,
     stop,
+    async pause() {
+      paused = true;
+      await signal('SIGSTOP');
+    },
+    async resume() {
+      paused = false;
+      await signal('SIGCONT');
+    },
     async destroy() {
       if (destroyed) return;
       destroyed = true;
+      if (paused) await signal('SIGCONT').catch(() => undefined);
       await stop('immediate').catch(() => undefined);
       rmSync(dir, { recursive: true, force: true });
     },
