@@ -1,8 +1,12 @@
 import type { TripleInput } from './entity-store.js';
 
-/** Independent evidence: the fact is false only if every assertion is wrong. */
+/**
+ * Independent evidence: the fact is false only if every assertion is wrong, 1 − (1 − a)(1 − b).
+ * Written as a + b(1 − a), the same value, because in floating point that form is exact for the
+ * two cases that must not drift: b = 0 (no new evidence) and a = 1 (already certain).
+ */
 export function combineConfidence(a: number, b: number): number {
-  return 1 - (1 - a) * (1 - b);
+  return a + b * (1 - a);
 }
 
 /** One distinct triple of a request, with its repeats folded in. */

@@ -31,9 +31,10 @@ const columns = `id, subject, verb, object, confidence, source, assertions, crea
 /**
  * One upsert for a whole batch: the arrays are unnested in the order given, so every writer
  * locks rows in the same (sorted) order and two overlapping batches cannot deadlock. A repeat
- * combines its confidence into the row and moves `updated_at` forward, never back: `now()` is
- * the transaction's start, and an older transaction committing later must not move the row
- * backwards in the recall order (that could repeat it in a running pagination).
+ * combines its confidence into the row (1 − (1 − c₁)(1 − c₂), in the drift-free form of
+ * combine.ts) and moves `updated_at` forward, never back: `now()` is the transaction's start, and
+ * an older transaction committing later must not move the row backwards in the recall order
+ * (that could repeat it in a running pagination).
  */
 export const assertSql = `
 INSERT INTO triples AS t (tenant_id, subject, verb, object, confidence, source, assertions)
@@ -42,7 +43,7 @@ SELECT $1::uuid, u.subject, u.verb, u.object, u.confidence, u.source, u.assertio
        WITH ORDINALITY AS u (subject, verb, object, confidence, source, assertions, ord)
  ORDER BY u.ord
 ON CONFLICT (tenant_id, key_hash) DO UPDATE
-   SET confidence = 1 - (1 - t.confidence) * (1 - EXCLUDED.confidence),
+   SET confidence = t.confidence + EXCLUDED.confidence * (1 - t.confidence),
        source = EXCLUDED.source,
        assertions = t.assertions + EXCLUDED.assertions,
        updated_at = GREATEST(t.updated_at, now())
