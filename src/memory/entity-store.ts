@@ -73,7 +73,14 @@ export interface EntityStore {
    * Returns one entry per distinct triple, in the order each first appears in `triples`.
    */
   assert(tenantId: string, triples: readonly TripleInput[]): Promise<AssertedTriple[]>;
-  /** Facts matching `query`, best first: confidence, then most recently updated, then newest id. */
+  /**
+   * Facts matching `query`, best first: confidence, then most recently updated, then newest id.
+   * Paging with `after` = the previous page's `next` never returns a row twice and returns every
+   * row that existed at the start and was not modified or deleted during the scan: a re-asserted
+   * row only moves towards the front (its confidence cannot fall, its update time cannot go
+   * back), so it may be passed over but never met again; new rows appear if they sort after the
+   * position reached.
+   */
   recall(tenantId: string, query: RecallQuery): Promise<RecallPage>;
   /** Deletes the facts matching `filter` (every fact of the tenant when it is empty); returns how many. */
   forget(tenantId: string, filter: TripleFilter): Promise<number>;
