@@ -107,7 +107,8 @@ export function recallStatement(tenantId: string, query: RecallQuery): { text: s
   if (query.after) {
     const n = params.length;
     params.push(query.after.confidence, query.after.updatedAtUs, query.after.id);
-    // Exact microseconds back into a timestamptz (no float rounding of the epoch value).
+    // Integer microseconds back into a timestamptz: exact (the product is computed in float8,
+    // which holds integers exactly up to 2^53 µs, i.e. until the year 2255).
     keyset = ` AND (confidence, updated_at, id) < ($${n + 1}::float8, 'epoch'::timestamptz + $${n + 2}::bigint * interval '1 microsecond', $${n + 3}::bigint)`;
   }
   params.push(query.limit + 1);

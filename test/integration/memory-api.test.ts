@@ -226,6 +226,15 @@ describe('entity memory API (in-process gateway, real Postgres, Redis and queue 
     ]) {
       badRequest(await get({ subject: 'pages', limit: '10', cursor }), 'cursor');
     }
+    // A well-formed position, however odd, is only a place to start from: never a 500.
+    for (const u of ['99999999999999999', '-99999999999999999', '0']) {
+      const odd = await get({
+        subject: 'pages',
+        limit: '10',
+        cursor: forge({ ...decoded, u, i: '999999999999999999' }),
+      });
+      assert.equal(odd.status, 200, odd.text);
+    }
     badRequest(await get({ subject: 'other', limit: '10', cursor: good }), 'cursor');
     badRequest(await get({ subject: 'pages', limit: '10', cursor: good }, authB), 'cursor');
   });
