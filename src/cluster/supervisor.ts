@@ -80,7 +80,7 @@ export async function startCluster({
       prefix: nginxPrefix,
       listen: { host, port: config.PUBLIC_PORT },
       gateways: gatewayPorts.map((port) => ({ host, port })),
-      clientMaxBodyBytes: Math.max(config.BODY_LIMIT_BYTES * 4, 1024 * 1024),
+      clientMaxBodyBytes: Math.max(config.BODY_LIMIT_BYTES * 4, config.MEMORY_BODY_LIMIT_BYTES * 2, 1024 * 1024),
       proxyReadTimeoutS: config.REQUEST_TIMEOUT_MS / 1000 + 5,
       ratePerIp: config.NGINX_RATE_PER_IP,
       burstPerIp: config.NGINX_BURST_PER_IP,

@@ -134,6 +134,19 @@ export const configSchema = z.object({
   /** A Redis round trip slower than this counts as a failure for the breaker. */
   REDIS_TIMEOUT_MS: positiveInt(500),
   REDIS_BREAKER_RESET_MS: positiveInt(2_000),
+  // --- entity memory (/v1/memory)
+  /** Most triples one `POST /v1/memory/triples` may carry; all are written or none. */
+  MEMORY_MAX_BATCH: positiveInt(1_000),
+  /** Default and largest page of `GET /v1/memory/triples`. */
+  MEMORY_MAX_PAGE: positiveInt(100),
+  /** JSON body limit of the memory routes: a bulk insert is bigger than an infer request. */
+  MEMORY_BODY_LIMIT_BYTES: positiveInt(1024 * 1024),
+  /** The skill and task `POST /v1/memory/extract` runs (through the queue) to turn text into triples. */
+  MEMORY_EXTRACT_SKILL: z
+    .string()
+    .regex(/^[a-z][a-z0-9-]{0,39}$/, 'lower-case skill name, e.g. "nlp"')
+    .default('nlp'),
+  MEMORY_EXTRACT_TASK: z.string().min(1).max(64).default('triples'),
 
   // --- dispatchers
   DISPATCHER_COUNT: positiveInt(1),

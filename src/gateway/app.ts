@@ -7,6 +7,7 @@ import { errorHandler, notFound } from './middleware/error-handler.js';
 import { requestContext } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
+import { memoryRoutes } from './routes/memory.js';
 import { skillRoutes } from './routes/skills.js';
 
 /** Builds the gateway's HTTP app from its dependencies; it does not listen (see main.ts). */
@@ -35,6 +36,7 @@ export function createGateway(deps: GatewayDeps): { app: Express; refreshDue: (n
   app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps, inference));
   app.use(jobRoutes(deps, inference));
+  app.use(memoryRoutes(deps));
   app.use(notFound());
   app.use(errorHandler());
   return { app, refreshDue: inference.refreshDue };

@@ -4,6 +4,7 @@ import type { RateLimiter } from '../cache/rate-limiter.js';
 import type { RedisGuard } from '../cache/redis-guard.js';
 import type { ResponseCache } from '../cache/response-cache.js';
 import type { Config } from '../config/index.js';
+import type { EntityStore } from '../memory/entity-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { InferJobData, InferJobResult } from '../queue/job.js';
 import type { JobProducer } from '../queue/producer.js';
@@ -45,6 +46,8 @@ export interface GatewayDeps {
   redis: Pick<RedisGuard, 'available' | 'exec' | 'problem'>;
   direct: DirectCall;
   skills: SkillDirectory;
+  /** Entity memory (triples per tenant). */
+  memory: EntityStore;
   readiness: ReadinessCheck[];
   /** True once SIGTERM arrived: /readyz answers 503 so the balancer drains this instance. */
   isShuttingDown?: () => boolean;

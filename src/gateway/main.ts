@@ -1,109 +1,18 @@
 import type { AddressInfo } from 'node:net';
-import { Authenticator } from '../auth/authenticator.js';
-import { KeyStore, type Tier } from '../auth/key-store.js';
-import { RateLimiter } from '../cache/rate-limiter.js';
-import { RedisGuard } from '../cache/redis-guard.js';
-import { ResponseCache } from '../cache/response-cache.js';
 import { type Config, instanceId } from '../config/index.js';
-import { migrate } from '../db/migrate.js';
 import { handleShutdown } from '../lib/lifecycle.js';
-import { createPgPool } from '../lib/postgres.js';
-import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { createLogger } from '../observability/logger.js';
 import { createRegistry } from '../observability/metrics.js';
-import { JobProducer } from '../queue/producer.js';
-import { SkillClientPool } from '../skills/client-pool.js';
-import { inferOnce } from '../skills/infer-once.js';
-import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
 import { createGateway } from './app.js';
-import { GatewayPresence } from './presence.js';
+import { openGateway } from './wiring.js';
 
-/** Role `gateway`: the only place that opens the gateway's connections and listens. */
+/** Role `gateway`: opens its dependencies, listens, and closes everything on SIGTERM. */
 export async function runGateway(config: Config): Promise<void> {
   const instance = instanceId(config, 'gateway', config.GATEWAY_PORT);
   const logger = createLogger({ level: config.LOG_LEVEL, role: 'gateway', instance });
   const metrics = createRegistry({ role: 'gateway', instance });
-
-  const redis = createRedis(config.REDIS_URL, { name: 'gateway' });
-  const subscriber = createRedis(config.REDIS_URL, { name: 'gateway-sub', blocking: true });
-  // The rate limiter and cache get a connection of their own: BullMQ defines dozens of scripts on
-  // the queue connection, and ioredis copies them into every pipeline built on it (~10x the cost).
-  const hot = createRedis(config.REDIS_URL, { name: 'gateway-hot' });
-  await Promise.all([redisReady(redis, config.REDIS_URL), redisReady(hot, config.REDIS_URL)]);
-  const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-gateway', schema: config.DATABASE_SCHEMA });
-  const applied = await migrate(pg, config.DATABASE_SCHEMA);
-  if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-  const authenticator = new Authenticator({ keys: new KeyStore(pg), ttlMs: config.KEY_CACHE_TTL_MS });
-  const jobs = new JobProducer({
-    maxDepth: (skill) => config.QUEUE_DEPTHS[skill] ?? config.MAX_QUEUE_DEPTH,
-    redis,
-    subscriber,
-    keyPrefix: config.KEY_PREFIX,
-    retentionS: config.JOB_RETENTION_S,
-    logger,
-  });
-  await jobs.start();
-  const skills = new CachedRegistry(new SkillRegistry(redis, config.KEY_PREFIX), config.REGISTRY_CACHE_MS);
-  const clients = new SkillClientPool(skills);
-  const guard = new RedisGuard(hot, {
-    timeoutMs: config.REDIS_TIMEOUT_MS,
-    resetMs: config.REDIS_BREAKER_RESET_MS,
-    onStateChange: (state) => logger.warn({ state }, 'Redis circuit breaker'),
-  });
-  const presence = new GatewayPresence(redis, config.KEY_PREFIX, instance, 2_000);
-  presence.start();
-  const limiter = new RateLimiter(hot, {
-    keyPrefix: config.KEY_PREFIX,
-    limits: config.RATE_LIMITS as Record<Tier, number>,
-    windowS: config.RATE_LIMIT_WINDOW_S,
-    fallback: config.RATE_LIMIT_FALLBACK,
-    liveGateways: () => presence.count(),
-  });
-  const cache = new ResponseCache({
-    keyPrefix: config.KEY_PREFIX,
-    l1: { maxEntries: config.CACHE_L1_MAX_ENTRIES, maxBytes: config.CACHE_L1_MAX_BYTES, ttlMs: config.CACHE_L1_TTL_MS },
-    staleGraceS: config.CACHE_STALE_GRACE_S,
-  });
-
-  let shuttingDown = false;
-  const { app, refreshDue } = createGateway({
-    config,
-    instance,
-    logger,
-    metrics,
-    jobs,
-    skills,
-    authenticator,
-    limiter,
-    cache,
-    redis: guard,
-    direct: (skill, requestId, item, deadlineMs) => inferOnce(clients, skill, requestId, item, deadlineMs),
-    isShuttingDown: () => shuttingDown,
-    readiness: [
-      {
-        name: 'redis',
-        degradesOnly: true,
-        async check() {
-          const problem = guard.problem();
-          if (problem) throw new Error(problem);
-          await redis.ping();
-        },
-      },
-      { name: 'postgres', check: async () => void (await pg.query('select 1')) },
-      {
-        name: 'skills',
-        async check() {
-          const { live } = await skills.get();
-          if (live.length === 0) throw new Error('no skill replica is registered');
-          const names = [...new Set(live.map((r) => r.name))];
-          const answers = await Promise.allSettled(names.map((n) => clients.pick(n).then((c) => c.check(1_000))));
-          if (!answers.some((a) => a.status === 'fulfilled' && a.value === 'SERVING')) {
-            throw new Error('no skill answers SERVING');
-          }
-        },
-      },
-    ],
-  });
+  const gateway = await openGateway(config, { instance, logger, metrics });
+  const { app, refreshDue } = createGateway(gateway.deps);
 
   const refreshTimer = setInterval(() => {
     refreshDue().catch((err: unknown) => logger.warn({ err }, 'refresh-ahead tick failed'));
@@ -123,7 +32,7 @@ export async function runGateway(config: Config): Promise<void> {
       name: 'http',
       run: () =>
         new Promise<void>((resolve) => {
-          shuttingDown = true;
+          gateway.drain();
           // Stop accepting, let in-flight requests finish, then cut what is left.
           const timer = setTimeout(() => server.closeAllConnections(), config.SHUTDOWN_TIMEOUT_MS / 2);
           server.close(() => {
@@ -134,11 +43,6 @@ export async function runGateway(config: Config): Promise<void> {
         }),
     },
     { name: 'refresh-ahead', run: () => clearInterval(refreshTimer) },
-    { name: 'presence', run: () => presence.stop() },
-    { name: 'jobs', run: () => jobs.close() },
-    { name: 'breaker', run: () => guard.shutdown() },
-    { name: 'grpc', run: () => clients.close() },
-    { name: 'redis', run: () => Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(hot)]) },
-    { name: 'postgres', run: () => pg.end() },
+    ...gateway.closing,
   ]);
 }

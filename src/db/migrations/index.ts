@@ -1,4 +1,5 @@
 import * as m001 from './001-tenants-and-keys.js';
+import * as m002 from './002-entity-triples.js';
 
 /** A schema change. Never edited once shipped: the runner refuses a changed checksum. */
 export interface Migration {
@@ -7,4 +8,7 @@ export interface Migration {
 }
 
 /** Every migration, in the order it is applied. Append only. */
-export const migrations: readonly Migration[] = [{ id: '001-tenants-and-keys', sql: m001.sql }];
+export const migrations: readonly Migration[] = [
+  { id: '001-tenants-and-keys', sql: m001.sql },
+  { id: '002-entity-triples', sql: m002.sql },
+];

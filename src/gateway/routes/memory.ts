@@ -1,0 +1,134 @@
+import express, { Router } from 'express';
+import { AppError } from '../../errors/index.js';
+import { cursorScope, decodeCursor, encodeCursor } from '../../memory/cursor.js';
+import type { AssertedTriple, StoredTriple } from '../../memory/entity-store.js';
+import { triplesFromSkillOutput } from '../../memory/extraction.js';
+import {
+  parseAssertBody,
+  parseExtractBody,
+  parseForgetQuery,
+  parseForgetTriplesQuery,
+  parseRecallQuery,
+} from '../../memory/validation.js';
+import { priorityFor, priorityPolicy } from '../../queue/priority.js';
+import type { GatewayDeps } from '../deps.js';
+
+/** A triple as the API shows it (snake_case, ISO times). */
+function present(t: StoredTriple) {
+  return {
+    id: t.id,
+    subject: t.subject,
+    verb: t.verb,
+    object: t.object,
+    confidence: t.confidence,
+    source: t.source,
+    assertions: t.assertions,
+    created_at: t.createdAt.toISOString(),
+    updated_at: t.updatedAt.toISOString(),
+  };
+}
+
+function presentAsserted(list: AssertedTriple[]) {
+  const inserted = list.filter((t) => t.inserted).length;
+  return { inserted, combined: list.length - inserted, triples: list.map(present) };
+}
+
+/**
+ * Entity memory, scoped to the caller's tenant (from the API key, never from the request):
+ * `POST /v1/memory/triples`, `GET /v1/memory/triples`, `DELETE /v1/memory/triples`,
+ * `DELETE /v1/memory`, `POST /v1/memory/extract`.
+ */
+export function memoryRoutes({
+  config,
+  memory,
+  jobs,
+  skills,
+}: Pick<GatewayDeps, 'config' | 'memory' | 'jobs' | 'skills'>): Router {
+  const router = Router();
+  const policy = priorityPolicy(config);
+  const jsonType = ['application/json', 'application/*+json'];
+  const bulkJson = express.json({ limit: config.MEMORY_BODY_LIMIT_BYTES, strict: false, type: jsonType });
+  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, type: jsonType });
+
+  router.post('/v1/memory/triples', bulkJson, async function assertTriples(req, res) {
+    const triples = parseAssertBody(req.body, { maxBatch: config.MEMORY_MAX_BATCH, defaultSource: 'api' });
+    const stored = await memory.assert(req.principal.tenantId, triples);
+    const body = presentAsserted(stored);
+    res.status(body.inserted > 0 ? 201 : 200).json(body);
+  });
+
+  router.get('/v1/memory/triples', async function recallTriples(req, res) {
+    const params = parseRecallQuery(req.query, { maxPage: config.MEMORY_MAX_PAGE });
+    const scope = cursorScope(req.principal.tenantId, { ...params.filter, minConfidence: params.minConfidence });
+    const page = await memory.recall(req.principal.tenantId, {
+      ...params.filter,
+      minConfidence: params.minConfidence,
+      limit: params.limit,
+      after: params.cursor === undefined ? undefined : decodeCursor(params.cursor, scope),
+    });
+    res.json({
+      triples: page.triples.map(present),
+      limit: params.limit,
+      next_cursor: page.next ? encodeCursor(page.next, scope) : null,
+    });
+  });
+
+  router.delete('/v1/memory/triples', async function forgetTriples(req, res) {
+    const filter = parseForgetTriplesQuery(req.query);
+    res.json({ deleted: await memory.forget(req.principal.tenantId, filter) });
+  });
+
+  router.delete('/v1/memory', async function forget(req, res) {
+    const filter = parseForgetQuery(req.query);
+    res.json({ deleted: await memory.forget(req.principal.tenantId, filter) });
+  });
+
+  router.post('/v1/memory/extract', json, async function extract(req, res) {
+    const body = parseExtractBody(req.body, config.MAX_INPUT_CHARS);
+    const skill = config.MEMORY_EXTRACT_SKILL;
+    const task = config.MEMORY_EXTRACT_TASK;
+    let snapshot;
+    try {
+      snapshot = await skills.get();
+    } catch (err) {
+      throw new AppError('QUEUE_UNAVAILABLE', 'the skill registry is not reachable', undefined, { cause: err });
+    }
+    const info = snapshot.catalogue.get(skill);
+    if (!info || !info.tasks.includes(task)) {
+      throw new AppError('SKILL_UNAVAILABLE', `extraction needs the "${task}" task of the ${skill} skill`, {
+        skill,
+        task,
+        tasks: info?.tasks ?? [],
+      });
+    }
+    if (!snapshot.live.some((r) => r.name === skill)) {
+      throw new AppError('SKILL_UNAVAILABLE', `${skill}: no replica is up`, { skill }, { retryAfterS: 1 });
+    }
+    await jobs.admit(skill);
+    const backlog = await jobs.tenantBacklog(skill, req.principal.tenantId);
+    const result = await jobs.run(
+      {
+        skill,
+        requestId: req.id,
+        enqueuedAt: Date.now(),
+        tenantId: req.principal.tenantId,
+        deadlineAt: Date.now() + (config.DEADLINES_MS[skill] ?? config.REQUEST_TIMEOUT_MS),
+        item: { text: body.text, task, maxTokens: 0, modelVersion: '' },
+      },
+      { priority: priorityFor({ tier: req.principal.tier, tenantBacklog: backlog, now: Date.now() }, policy) },
+    );
+    const out = result.output;
+    const extraction = triplesFromSkillOutput('json' in out ? out.json : 'text' in out ? out.text : undefined);
+    if (!extraction) {
+      throw new AppError('SKILL_ERROR', `${skill}/${task} answered without a list of triples`, { skill, task });
+    }
+    const source = body.source ?? `extract:${skill}`;
+    const stored = await memory.assert(
+      req.principal.tenantId,
+      extraction.triples.map((t) => ({ ...t, source })),
+    );
+    res.json({ model: result.model, ...presentAsserted(stored), skipped: extraction.skipped });
+  });
+
+  return router;
+}
