@@ -34,7 +34,7 @@ describe('the cluster end to end, through nginx', () => {
     const nlp = res.body.skills.find((s: { name: string }) => s.name === 'nlp');
     assert.ok(nlp, res.text);
     assert.equal(nlp.status, 'available');
-    assert.deepEqual(nlp.tasks, ['sentiment', 'entities', 'pos', 'tokens']);
+    assert.deepEqual(nlp.tasks, ['sentiment', 'entities', 'pos', 'tokens', 'triples']);
     assert.match(nlp.model, /^wink-eng-lite-web-model@\d+\.\d+\.\d+$/);
   });
 
