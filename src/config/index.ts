@@ -78,8 +78,8 @@ export const configSchema = z.object({
   /** Items a skill replica accepts in one InferBatch, as it announces in the registry. */
   SKILL_MAX_BATCH: positiveInt(32),
   /**
-   * gRPC channels (HTTP/2 connections) a dispatcher opens to each skill replica. One channel
-   * tops out around 3.6k calls/s on one core; calls are spread over the channels.
+   * gRPC channels (HTTP/2 connections) a dispatcher opens to each skill replica; calls are
+   * spread over them. One channel can cap a busy dispatcher's calls/s (bench:channels).
    */
   SKILL_CLIENT_CHANNELS: z.coerce.number().int().min(1).max(64).default(4),
 

@@ -35,8 +35,9 @@ function healthClientConstructor(): grpc.ServiceClientConstructor {
 
 export interface SkillClientOptions {
   /**
-   * gRPC channels (each its own HTTP/2 connection) to the replica. One grpc-js channel saturates
-   * its client side at about 3.6k calls/s on one core; four reached about 5.5k (bench:channels).
+   * gRPC channels (each its own HTTP/2 connection) to the replica. One grpc-js channel carries
+   * every call on one connection and can cap a busy caller's calls/s before its CPU does;
+   * `npm run bench:channels` compares 1 and 4.
    */
   channels?: number;
 }
