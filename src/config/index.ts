@@ -160,7 +160,10 @@ export const configSchema = z.object({
   METRICS_PORT: port(0),
 
   // --- skills
-  /** Skills the local cluster starts, one process each. */
+  /**
+   * Skills the local cluster starts, one process each. Unset: `nlp`, plus `openai` when
+   * OPENAI_BASE_URL is set (see {@link loadConfig}).
+   */
   SKILLS: list('nlp'),
   /** Skill hosted by a `skill` process. */
   SKILL_NAME: z
@@ -172,6 +175,33 @@ export const configSchema = z.object({
   SKILL_HEARTBEAT_MS: positiveInt(1_000),
   /** A skill that missed heartbeats for this long is treated as gone. */
   SKILL_TTL_MS: positiveInt(4_000),
+  /**
+   * Calls a skill replica takes at once, as it announces in the registry; the dispatcher's pool
+   * weighs replicas by it, and the openai backend never has more requests open upstream.
+   */
+  SKILL_MAX_CONCURRENCY: positiveInt(64),
+  /** Items a skill replica accepts in one InferBatch, as it announces in the registry. */
+  SKILL_MAX_BATCH: positiveInt(32),
+  /**
+   * gRPC channels (HTTP/2 connections) a dispatcher opens to each skill replica; calls are
+   * spread over them. One channel can cap a busy dispatcher's calls/s (bench:channels).
+   */
+  SKILL_CLIENT_CHANNELS: z.coerce.number().int().min(1).max(64).default(4),
+
+  // --- openai backend: forwards to any OpenAI-compatible server (vLLM, llama.cpp server, Ollama)
+  /** The server's OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1 ("/v1" is added when missing). */
+  OPENAI_BASE_URL: z.url({ protocol: /^https?$/ }).optional(),
+  /** Model to ask for; unset, the upstream must serve exactly one, which is then used. */
+  OPENAI_MODEL: z.string().min(1).optional(),
+  /** Sent as a bearer token when set; never logged. */
+  OPENAI_API_KEY: z.string().min(1).optional(),
+  /**
+   * Budget of one item upstream, retries included; a gRPC deadline that comes sooner wins.
+   * Raise SKILL_CALL_TIMEOUT_MS and REQUEST_TIMEOUT_MS with it for long generations.
+   */
+  OPENAI_TIMEOUT_MS: positiveInt(30_000),
+  /** Retries of an item the upstream answered 429 (or 503 with Retry-After), within the budget. */
+  OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
 
   // --- process lifecycle
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
@@ -209,7 +239,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       }),
     );
   }
-  return Object.freeze(parsed.data);
+  const config = parsed.data;
+  // Configuring an upstream is asking for the skill that uses it; an explicit SKILLS list wins.
+  if (raw.SKILLS === undefined && config.OPENAI_BASE_URL) config.SKILLS = [...config.SKILLS, 'openai'];
+  if (config.SKILLS.includes('openai') && !config.OPENAI_BASE_URL) {
+    throw new ConfigError([
+      'OPENAI_BASE_URL: the openai skill (in SKILLS) needs the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1',
+    ]);
+  }
+  return Object.freeze(config);
 }
 
 /** Name of this process in logs, metrics and headers. */

@@ -34,7 +34,13 @@ export class AppError extends Error {
   static from(body: unknown): AppError {
     if (body instanceof AppError) return body;
     const b = body as Partial<ErrorBody> | undefined;
-    if (b && isErrorCode(b.code)) return new AppError(b.code, b.message, b.details);
+    if (b && isErrorCode(b.code)) {
+      // Retry-After survives serialisation as a detail (job failures travel as JSON).
+      const retryAfterS = b.details?.retryAfterS;
+      return new AppError(b.code, b.message, b.details, {
+        retryAfterS: typeof retryAfterS === 'number' && retryAfterS > 0 ? retryAfterS : undefined,
+      });
+    }
     return new AppError('INTERNAL', undefined, undefined, { cause: body });
   }
 }

@@ -16,7 +16,7 @@ export async function runDispatcher(config: Config): Promise<void> {
   const workerConnection = createRedis(config.REDIS_URL, { name: 'dispatcher-worker', blocking: true });
   await redisReady(redis, config.REDIS_URL);
   const registry = new CachedRegistry(new SkillRegistry(redis, config.KEY_PREFIX), config.REGISTRY_CACHE_MS);
-  const pool = new SkillClientPool(registry);
+  const pool = new SkillClientPool(registry, { channels: config.SKILL_CLIENT_CHANNELS, ejectMs: config.SKILL_TTL_MS });
   const dispatcher = createDispatcher({ config, redis, workerConnection, registry, pool, logger, metrics });
   const metricsServer = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
   await dispatcher.start();

@@ -14,6 +14,14 @@ export interface BackendItem {
   modelVersion: string;
 }
 
+/** What the server knows about the call a batch arrived in. */
+export interface InferContext {
+  /** Epoch ms by which the caller wants the answer (the gRPC deadline); undefined when it set none. */
+  deadline?: number;
+  /** Aborted when the caller cancels the call or its deadline passes. */
+  signal?: AbortSignal;
+}
+
 export type BackendOutput = { text: string } | { json: unknown } | { tensors: WireTensor[] };
 
 export type BackendResult = { ok: true; output: BackendOutput } | { ok: false; error: ErrorBody };
@@ -39,5 +47,6 @@ export interface SkillBackend {
   state(): ModelState;
   load(): Promise<void>;
   unload(): Promise<void>;
-  inferBatch(items: readonly BackendItem[]): Promise<BackendResult[]>;
+  /** `context` lets a backend that waits on something remote stop when the caller has gone. */
+  inferBatch(items: readonly BackendItem[], context?: InferContext): Promise<BackendResult[]>;
 }

@@ -33,61 +33,107 @@ function healthClientConstructor(): grpc.ServiceClientConstructor {
   return healthCtor;
 }
 
+export interface SkillClientOptions {
+  /**
+   * gRPC channels (each its own HTTP/2 connection) to the replica. One grpc-js channel carries
+   * every call on one connection and can cap a busy caller's calls/s before its CPU does;
+   * `npm run bench:channels` compares 1 and 4.
+   */
+  channels?: number;
+}
+
+interface Channel {
+  client: RawSkillClient;
+  outstanding: number;
+}
+
 /**
- * One skill replica over one gRPC channel. Every failure comes back as an AppError
- * (mapped once, in {@link fromGrpcError}).
+ * One skill replica over a few gRPC channels; each call takes the channel with the fewest calls
+ * in flight. Every failure comes back as an AppError (mapped once, in {@link fromGrpcError}).
  */
 export class SkillClient {
-  private readonly client: RawSkillClient;
+  private readonly channels: Channel[];
   private readonly health: RawHealthClient;
+  private next = 0;
   /** Calls sent and not yet answered: the pool routes to the replica with the fewest. */
   outstanding = 0;
 
   constructor(
     readonly skill: string,
     readonly address: string,
+    options: SkillClientOptions = {},
   ) {
     const Ctor = skillServiceDefinition();
-    this.client = new Ctor(address, grpc.credentials.createInsecure(), {
-      // Fail a call at once when the replica is down instead of waiting for a reconnect.
-      'grpc.enable_retries': 0,
-      'grpc.initial_reconnect_backoff_ms': 200,
-      'grpc.max_reconnect_backoff_ms': 2000,
-    }) as unknown as RawSkillClient;
-    // Share the channel: health checks ride the same HTTP/2 connection.
+    const count = Math.max(1, options.channels ?? 1);
+    this.channels = Array.from({ length: count }, () => ({
+      client: new Ctor(address, grpc.credentials.createInsecure(), {
+        // Fail a call at once when the replica is down instead of waiting for a reconnect.
+        'grpc.enable_retries': 0,
+        'grpc.initial_reconnect_backoff_ms': 200,
+        'grpc.max_reconnect_backoff_ms': 2000,
+        // grpc-js shares one connection among channels with identical options through a global
+        // subchannel pool; a pool per channel makes each channel its own connection.
+        'grpc.use_local_subchannel_pool': 1,
+      }) as unknown as RawSkillClient,
+      outstanding: 0,
+    }));
+    // Health checks ride the first channel's HTTP/2 connection.
     const HealthCtor = healthClientConstructor();
     this.health = new HealthCtor(address, grpc.credentials.createInsecure(), {
-      channelOverride: this.client.getChannel(),
+      channelOverride: this.channels[0]!.client.getChannel(),
     }) as unknown as RawHealthClient;
   }
 
+  /** Number of gRPC channels to the replica. */
+  get channelCount(): number {
+    return this.channels.length;
+  }
+
   infer(req: WireInferRequest, deadlineMs: number): Promise<WireInferResponse> {
-    return this.call(this.client.Infer.bind(this.client), req, deadlineMs);
+    const ch = this.channel();
+    return this.call(ch, ch.client.Infer.bind(ch.client), req, deadlineMs);
   }
 
   inferBatch(items: WireInferRequest[], deadlineMs: number): Promise<WireInferBatchResponse> {
-    return this.call(this.client.InferBatch.bind(this.client), { items }, deadlineMs);
+    const ch = this.channel();
+    return this.call(ch, ch.client.InferBatch.bind(ch.client), { items }, deadlineMs);
   }
 
   metrics(deadlineMs: number): Promise<WireSkillMetrics> {
-    return this.call(this.client.GetMetrics.bind(this.client), {}, deadlineMs);
+    const ch = this.channel();
+    return this.call(ch, ch.client.GetMetrics.bind(ch.client), {}, deadlineMs);
   }
 
   /** Standard grpc.health.v1 Check; resolves with SERVING, NOT_SERVING, … */
   async check(deadlineMs: number, service = ''): Promise<string> {
-    const res = await this.call(this.health.Check.bind(this.health), { service }, deadlineMs);
+    const res = await this.call(this.channels[0]!, this.health.Check.bind(this.health), { service }, deadlineMs);
     return res.status;
   }
 
   close(): void {
-    this.client.close();
+    for (const ch of this.channels) ch.client.close();
   }
 
-  private call<Req, Res>(fn: Unary<Req, Res>, req: Req, deadlineMs: number): Promise<Res> {
+  /** The channel with the fewest calls in flight, taking turns among equals. */
+  private channel(): Channel {
+    const n = this.channels.length;
+    const start = this.next;
+    this.next = (this.next + 1) % n;
+    let best = this.channels[start]!;
+    for (let i = 1; i < n && best.outstanding > 0; i++) {
+      const ch = this.channels[(start + i) % n]!;
+      if (ch.outstanding < best.outstanding) best = ch;
+    }
+    return best;
+  }
+
+  private call<Req, Res>(ch: Channel, fn: Unary<Req, Res>, req: Req, deadlineMs: number): Promise<Res> {
     this.outstanding++;
+    ch.outstanding++;
     return new Promise<Res>((resolve, reject) => {
       fn(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs }, (err, res) => {
         this.outstanding--;
+        ch.outstanding--;
         if (err) reject(fromGrpcError(err, this.skill));
         else resolve(res);
       });

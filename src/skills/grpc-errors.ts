@@ -24,10 +24,26 @@ export function fromGrpcError(err: Partial<ServiceError>, skill: string): AppErr
   return new AppError(code, message, { skill }, { cause: err });
 }
 
-/** An item-level error reported by a skill, kept if its code is one of ours. */
-export function fromItemError(error: { code: string; message: string }, skill: string): AppError {
+/**
+ * An item-level error reported by a skill, kept if its code is one of ours, with the details the
+ * skill attached (a `retryAfterS` among them becomes the error's Retry-After).
+ */
+export function fromItemError(error: { code: string; message: string; detailsJson?: string }, skill: string): AppError {
   const code: ErrorCode = isErrorCode(error.code) ? error.code : 'SKILL_ERROR';
-  return new AppError(code, error.message || `${skill}: the item failed`, { skill });
+  const details: Record<string, unknown> = { ...parseDetails(error.detailsJson), skill };
+  const retryAfterS =
+    typeof details.retryAfterS === 'number' && details.retryAfterS > 0 ? details.retryAfterS : undefined;
+  return new AppError(code, error.message || `${skill}: the item failed`, details, { retryAfterS });
+}
+
+function parseDetails(json: string | undefined): Record<string, unknown> {
+  if (!json) return {};
+  try {
+    const parsed: unknown = JSON.parse(json);
+    return parsed && typeof parsed === 'object' && !Array.isArray(parsed) ? (parsed as Record<string, unknown>) : {};
+  } catch {
+    return {};
+  }
 }
 
 function messageFor(code: ErrorCode): string {

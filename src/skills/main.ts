@@ -1,6 +1,7 @@
 import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
 import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
+import { buildVersion } from '../lib/version.js';
 import { createLogger } from '../observability/logger.js';
 import { createRegistry, serveMetrics } from '../observability/metrics.js';
 import { createBackend } from './backends/index.js';
@@ -24,15 +25,27 @@ export async function runSkill(config: Config): Promise<void> {
   const redis = createRedis(config.REDIS_URL, { name: `skill-${name}` });
   await redisReady(redis, config.REDIS_URL);
   const registry = new SkillRegistry(redis, config.KEY_PREFIX);
-  const replica = { name, ...backend.describe(), address, instance, startedAt: Date.now() };
+  const startedAt = Date.now();
+  const capacity = { maxConcurrent: config.SKILL_MAX_CONCURRENCY, maxBatch: config.SKILL_MAX_BATCH };
+  // Rebuilt on every heartbeat, so the registry follows the model's state (loaded, unloaded, …).
+  const replica = () => ({
+    name,
+    ...backend.describe(),
+    address,
+    instance,
+    startedAt,
+    version: buildVersion(),
+    state: backend.state(),
+    capacity,
+  });
   const announce = () =>
-    registry.announce(replica, config.SKILL_TTL_MS).catch((err: unknown) => {
+    registry.announce(replica(), config.SKILL_TTL_MS).catch((err: unknown) => {
       logger.warn({ err }, 'heartbeat to the registry failed');
     });
-  await registry.announce(replica, config.SKILL_TTL_MS);
+  await registry.announce(replica(), config.SKILL_TTL_MS);
   const heartbeat = setInterval(announce, config.SKILL_HEARTBEAT_MS);
 
-  logger.info({ address, metricsPort: metricsServer.port, model: replica.model }, 'skill serving');
+  logger.info({ address, metricsPort: metricsServer.port, model: backend.describe().model }, 'skill serving');
 
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
     { name: 'heartbeat', run: () => clearInterval(heartbeat) },

@@ -41,6 +41,8 @@ export interface WireTiming {
 export interface WireError {
   code: string;
   message: string;
+  /** Safe-to-show facts about the failure as a JSON object, e.g. {"retryAfterS": 2}. */
+  detailsJson?: string;
 }
 
 export interface WireInferResponse {

@@ -1,9 +1,17 @@
 import type { Redis } from 'ioredis';
-import type { SkillDescriptor } from './backend.js';
+import type { ModelState, SkillDescriptor } from './backend.js';
 
 /** A skill as the catalogue knows it: what it offers, whether or not a replica is up. */
 export interface SkillInfo extends SkillDescriptor {
   name: string;
+}
+
+/** What one replica takes at once, as it announces it. */
+export interface SkillCapacity {
+  /** Calls it works on at once; callers weigh replicas by it. */
+  maxConcurrent: number;
+  /** Items it accepts in one InferBatch. */
+  maxBatch: number;
 }
 
 /** One running replica of a skill. */
@@ -11,6 +19,13 @@ export interface SkillReplica extends SkillInfo {
   address: string;
   instance: string;
   startedAt: number;
+  // version, state and capacity are optional so replicas of an older build, which do not
+  // announce them, still count as live.
+  /** skillserve version the replica runs. */
+  version?: string;
+  /** Its model's state at the last heartbeat. */
+  state?: ModelState;
+  capacity?: SkillCapacity;
   /** Epoch ms after which the replica counts as gone unless it heartbeats again. */
   expiresAt: number;
 }
@@ -44,7 +59,8 @@ export class SkillRegistry {
   }
 
   async announce(replica: Omit<SkillReplica, 'expiresAt'>, ttlMs: number): Promise<void> {
-    const { address, instance: _i, startedAt: _s, ...info } = replica;
+    // The catalogue keeps what the skill offers; per-replica facts live in the live entry only.
+    const { address, instance: _i, startedAt: _s, version: _v, state: _st, capacity: _c, ...info } = replica;
     await this.redis
       .multi()
       .hset(this.catalogueKey, replica.name, JSON.stringify(info))

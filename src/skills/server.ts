@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.js';
-import type { BackendItem, BackendResult, SkillBackend } from './backend.js';
+import type { BackendItem, BackendResult, InferContext, SkillBackend } from './backend.js';
 import {
   SKILL_SERVICE_NAME,
   skillServiceDefinition,
@@ -80,7 +80,15 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
 
   function toWire(id: string, result: BackendResult, timing: WireTiming): WireInferResponse {
     const model = backend.describe().model;
-    if (!result.ok) return { id, error: result.error, timing, model };
+    if (!result.ok) {
+      const { code, message, details } = result.error;
+      return {
+        id,
+        error: { code, message, ...(details ? { detailsJson: JSON.stringify(details) } : {}) },
+        timing,
+        model,
+      };
+    }
     const out = result.output;
     if ('text' in out) return { id, text: out.text, timing, model };
     if ('json' in out) return { id, json: JSON.stringify(out.json), timing, model };
@@ -88,13 +96,13 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
   }
 
   /** Runs a batch through the backend; per-item failures stay in their items. */
-  async function compute(reqs: WireInferRequest[], method: string) {
+  async function compute(reqs: WireInferRequest[], method: string, context: InferContext) {
     const t0 = performance.now();
     counts.requests++;
     counts.inFlight++;
     try {
       const c0 = performance.now();
-      const results = await backend.inferBatch(reqs.map(toItem));
+      const results = await backend.inferBatch(reqs.map(toItem), context);
       const computeUs = Math.round((performance.now() - c0) * 1000);
       const timing = (): WireTiming => ({
         computeUs,
@@ -118,6 +126,15 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
     }
   }
 
+  /** The call's deadline, and a signal that fires when the caller cancels or the deadline passes. */
+  function callContext(call: grpc.ServerUnaryCall<unknown, unknown>): InferContext {
+    const controller = new AbortController();
+    call.on('cancelled', () => controller.abort());
+    const d = call.getDeadline();
+    const deadline = d instanceof Date ? d.getTime() : Number.isFinite(d) ? d : undefined;
+    return { deadline, signal: controller.signal };
+  }
+
   function fail<T>(callback: grpc.sendUnaryData<T>, err: unknown): void {
     counts.errors++;
     logger.error({ err }, 'skill call failed');
@@ -133,7 +150,7 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
       call: grpc.ServerUnaryCall<WireInferRequest, WireInferResponse>,
       callback: grpc.sendUnaryData<WireInferResponse>,
     ) {
-      compute([call.request], 'Infer').then(
+      compute([call.request], 'Infer', callContext(call)).then(
         (r) => callback(null, r.items[0]),
         (err) => fail(callback, err),
       );
@@ -146,7 +163,7 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
         callback({ code: grpc.status.INVALID_ARGUMENT, details: 'InferBatch needs at least one item' });
         return;
       }
-      compute(call.request.items, 'InferBatch').then(
+      compute(call.request.items, 'InferBatch', callContext(call)).then(
         (r) => callback(null, r),
         (err) => fail(callback, err),
       );

@@ -38,8 +38,15 @@ describe('the cluster end to end, through nginx', () => {
     const nlp = res.body.skills.find((s: { name: string }) => s.name === 'nlp');
     assert.ok(nlp, res.text);
     assert.equal(nlp.status, 'available');
-    assert.deepEqual(nlp.tasks, ['sentiment', 'entities', 'pos', 'tokens']);
+    assert.deepEqual(nlp.tasks, ['sentiment', 'entities', 'pos', 'tokens', 'triples']);
     assert.match(nlp.model, /^wink-eng-lite-web-model@\d+\.\d+\.\d+$/);
+    assert.equal(nlp.instances.length, 1, res.text);
+    const [replica] = nlp.instances;
+    assert.equal(replica.state, 'READY');
+    assert.equal(replica.model, nlp.model);
+    assert.match(replica.version, /^\d+\.\d+\.\d+/);
+    assert.deepEqual(replica.capacity, { max_concurrent: 64, max_batch: 32 });
+    assert.ok(!('address' in replica), 'internal addresses stay internal');
   });
 
   it('answers sentiment from the real model, with timings', async () => {

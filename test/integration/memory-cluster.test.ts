@@ -77,19 +77,12 @@ describe('entity memory through nginx and the real cluster', () => {
     assert.equal(noKey.status, 401);
   });
 
-  it('extracts facts from text with the nlp skill’s triples task and stores them', async (t) => {
+  it('extracts facts from text with the nlp skill’s triples task and stores them', async () => {
     const nlp = await http(`${base}/v1/skills/nlp`, { headers: dev });
     assert.equal(nlp.status, 200, nlp.text);
     const text = 'My sister Maria lives in Madrid. Maria works at the city hospital.';
     const res = await http(`${base}/v1/memory/extract`, { json: { text }, headers: dev });
-    if (!nlp.body.tasks.includes('triples')) {
-      // Until the nlp skill's triples task is merged, extraction says what it is missing.
-      assert.equal(res.status, 503, res.text);
-      assert.equal(res.body.error.code, 'SKILL_UNAVAILABLE');
-      assert.equal(res.body.error.details.task, 'triples');
-      t.skip('the running nlp skill does not offer the triples task yet');
-      return;
-    }
+    assert.ok(nlp.body.tasks.includes('triples'));
     assert.equal(res.status, 200, res.text);
     assert.match(res.body.model, /\S/);
     assert.ok(res.body.triples.length > 0, res.text);

@@ -51,6 +51,25 @@ describe('the nlp skill over real gRPC', () => {
     assert.equal(res.timing!.batchSize, 1);
   });
 
+  it('Infer answers the triples task with facts and confidences', async () => {
+    const res = await client.infer(
+      {
+        id: 't',
+        text: 'My sister Maria lives in Madrid and loves her new job.',
+        parameters: { task: 'triples', maxTokens: 0, modelVersion: '' },
+      },
+      5_000,
+    );
+    const out = JSON.parse(res.json!);
+    assert.equal(out.task, 'triples');
+    const facts = out.triples.map((t: { subject: string; relation: string; object: string }) =>
+      [t.subject, t.relation, t.object].join(' | '),
+    );
+    assert.ok(facts.includes('Maria | live in | Madrid'), facts.join('; '));
+    assert.ok(facts.includes('Maria | love | her new job'), facts.join('; '));
+    for (const t of out.triples) assert.ok(t.confidence > 0 && t.confidence <= 1);
+  });
+
   it('InferBatch keeps item order and fails only the bad item', async () => {
     const p = (task: string) => ({ task, maxTokens: 0, modelVersion: '' });
     const res = await client.inferBatch(
@@ -86,7 +105,7 @@ describe('the nlp skill over real gRPC', () => {
     assert.equal(m.modelState, 'READY');
     assert.ok(m.requestsTotal >= 2);
     assert.ok(m.errorsTotal >= 2);
-    assert.deepEqual(m.tasks, ['sentiment', 'entities', 'pos', 'tokens']);
+    assert.deepEqual(m.tasks, ['sentiment', 'entities', 'pos', 'tokens', 'triples']);
     assert.ok(!JSON.stringify(m).includes('/'), 'no file paths');
   });
 

@@ -63,4 +63,17 @@ describe('gRPC status → AppError, at the client boundary', () => {
     assert.equal(fromItemError({ code: 'UNKNOWN_TASK', message: 'm' }, 'nlp').code, 'UNKNOWN_TASK');
     assert.equal(fromItemError({ code: 'WEIRD', message: 'm' }, 'nlp').code, 'SKILL_ERROR');
   });
+
+  it("item errors keep the skill's details, and a retryAfterS survives the job's JSON round trip", () => {
+    const e = fromItemError({ code: 'OVERLOADED', message: 'busy', detailsJson: '{"retryAfterS":12}' }, 'openai');
+    assert.equal(e.retryAfterS, 12);
+    assert.deepEqual(e.details, { retryAfterS: 12, skill: 'openai' });
+    const back = AppError.from(JSON.parse(JSON.stringify(e.toJSON())));
+    assert.equal(back.code, 'OVERLOADED');
+    assert.equal(back.retryAfterS, 12);
+    assert.equal(
+      fromItemError({ code: 'BAD_REQUEST', message: 'm', detailsJson: 'not json' }, 'x').retryAfterS,
+      undefined,
+    );
+  });
 });

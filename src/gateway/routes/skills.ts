@@ -39,6 +39,19 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
           deterministic: info.deterministic,
           replicas: replicas.length,
           status: replicas.length > 0 ? 'available' : 'unavailable',
+          // What is live right now: one entry per replica, with its model, state and capacity.
+          instances: replicas
+            .sort((a, b) => a.instance.localeCompare(b.instance))
+            .map((r) => ({
+              instance: r.instance,
+              version: r.version ?? null,
+              model: r.model,
+              state: r.state ?? null,
+              capacity: r.capacity
+                ? { max_concurrent: r.capacity.maxConcurrent, max_batch: r.capacity.maxBatch }
+                : null,
+              started_at: new Date(r.startedAt).toISOString(),
+            })),
         };
       });
   }

@@ -1,9 +1,11 @@
 import type winkNLPFactory from 'wink-nlp';
 import type { BackendItem, BackendResult, ModelState, SkillBackend, SkillDescriptor } from '../../backend.js';
+import { extractTriples } from './triples.js';
+import { sentenceTokens } from './wink-tokens.js';
 
 type WinkNlp = ReturnType<typeof winkNLPFactory>;
 
-const TASKS = ['sentiment', 'entities', 'pos', 'tokens'] as const;
+const TASKS = ['sentiment', 'entities', 'pos', 'tokens', 'triples'] as const;
 type Task = (typeof TASKS)[number];
 
 /** Sentiment scores within this distance of 0 are reported as neutral. */
@@ -27,6 +29,8 @@ export function createNlpBackend(): SkillBackend {
   });
 
   function run(n: WinkNlp, task: Task, text: string): unknown {
+    // Subject/verb/object facts, read from POS tags and lemmas (see triples.ts).
+    if (task === 'triples') return { triples: extractTriples(sentenceTokens(n, text)) };
     const its = n.its;
     const doc = n.readDoc(text);
     switch (task) {

@@ -1,0 +1,138 @@
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * A test double for a remote OpenAI-compatible LLM server (vLLM, llama.cpp, Ollama), which cannot
+ * run here. It speaks the same HTTP API on 127.0.0.1 and a free port, answers from a script, and
+ * records every request so tests can check what the skill sent.
+ */
+
+/** How the fake answers one generation request. */
+export type Reply =
+  /** A normal answer, echoing the prompt (`echo: <last user message or prompt>`), after `delayMs`. */
+  | { kind: 'ok'; delayMs?: number; text?: string }
+  /** Any status with a JSON body and headers, e.g. 429 with Retry-After. */
+  | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
+  /** 200 with a body that is not JSON. */
+  | { kind: 'malformed' };
+
+export interface RecordedRequest {
+  method: string;
+  path: string;
+  headers: IncomingMessage['headers'];
+  body: any;
+  /** Epoch ms the request arrived. */
+  at: number;
+  /** The client went away before the answer was sent. */
+  aborted: boolean;
+}
+
+export interface FakeOpenAi {
+  /** OpenAI-compatible root, ending in /v1. */
+  url: string;
+  port: number;
+  requests: RecordedRequest[];
+  /** Generation requests only (chat and completions), in arrival order. */
+  generations(): RecordedRequest[];
+  /** Queues replies for the next generation requests; once used up, answers are normal. */
+  script(...replies: Reply[]): void;
+  /** Forgets recorded requests and unused scripted replies. */
+  reset(): void;
+  /** What GET /v1/models answers: the listed models, or a status. */
+  models: { ids: string[]; ownedBy: string } | { status: number; body?: unknown };
+  close(): Promise<void>;
+}
+
+export async function startFakeOpenAi(ids: string[] = ['tiny-llm']): Promise<FakeOpenAi> {
+  const queue: Reply[] = [];
+  const requests: RecordedRequest[] = [];
+  const fake: Omit<FakeOpenAi, 'url' | 'port' | 'close'> = {
+    requests,
+    generations: () => requests.filter((r) => r.path.endsWith('/completions')),
+    script: (...replies) => queue.push(...replies),
+    reset: () => {
+      requests.length = 0;
+      queue.length = 0;
+    },
+    models: { ids, ownedBy: 'fake' },
+  };
+
+  const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
+    res.writeHead(status, { 'content-type': 'application/json', ...headers });
+    res.end(JSON.stringify(body));
+  };
+
+  const server = createServer((req, res) => {
+    let raw = '';
+    req.setEncoding('utf8');
+    req.on('data', (chunk: string) => (raw += chunk));
+    req.on('end', () => {
+      const record: RecordedRequest = {
+        method: req.method ?? '',
+        path: req.url ?? '',
+        headers: req.headers,
+        body: raw ? safeJson(raw) : undefined,
+        at: Date.now(),
+        aborted: false,
+      };
+      requests.push(record);
+      res.on('close', () => {
+        if (!res.writableFinished) record.aborted = true;
+      });
+      if (req.method === 'GET' && req.url === '/v1/models') {
+        const m = fake.models;
+        if ('status' in m) return json(res, m.status, m.body ?? { error: { message: 'nope' } });
+        return json(res, 200, {
+          object: 'list',
+          data: m.ids.map((id) => ({ id, object: 'model', created: 0, owned_by: m.ownedBy })),
+        });
+      }
+      const chat = req.url === '/v1/chat/completions';
+      if (req.method !== 'POST' || (!chat && req.url !== '/v1/completions')) {
+        return json(res, 404, { error: { message: `no route ${req.method} ${req.url}` } });
+      }
+      const reply = queue.shift() ?? { kind: 'ok' };
+      if (reply.kind === 'status') return json(res, reply.status, reply.body ?? {}, reply.headers);
+      if (reply.kind === 'malformed') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end('{"choices": [ {"text": "unterminated');
+      }
+      const body = record.body ?? {};
+      const prompt: string = chat
+        ? (body.messages?.filter((m: any) => m.role === 'user').at(-1)?.content ?? '')
+        : body.prompt;
+      const text = reply.text ?? `echo: ${prompt}`;
+      const answer = {
+        id: `cmpl-${requests.length}`,
+        object: chat ? 'chat.completion' : 'text_completion',
+        model: body.model,
+        choices: [
+          chat
+            ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' }
+            : { index: 0, text, finish_reason: 'length' },
+        ],
+        usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
+      };
+      const timer = setTimeout(() => json(res, 200, answer), reply.delayMs ?? 0);
+      res.on('close', () => clearTimeout(timer));
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as AddressInfo).port;
+  return Object.assign(fake as FakeOpenAi, {
+    url: `http://127.0.0.1:${port}/v1`,
+    port,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  });
+}
+
+function safeJson(raw: string): unknown {
+  try {
+    return JSON.parse(raw);
+  } catch {
+    return raw;
+  }
+}
