@@ -3,7 +3,9 @@ import express, { Router } from 'express';
 import { AppError } from '../../errors/index.js';
 import type { RegistrySnapshot } from '../../skills/registry.js';
 import type { GatewayDeps } from '../deps.js';
+import { fromWireTensor } from '../tensors.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
+import { describeModels } from './skill-models.js';
 
 /** `GET /v1/skills`, `GET /v1/skills/:skill`, `POST /v1/skills/:skill/infer`. */
 export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
@@ -36,6 +38,7 @@ export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
           deterministic: info.deterministic,
           replicas: replicas.length,
           status: replicas.length > 0 ? 'available' : 'unavailable',
+          ...(info.models ? { models: describeModels(info.models, replicas) } : {}),
         };
       });
   }
@@ -61,8 +64,21 @@ export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
         skills: [...s.catalogue.keys()].sort(),
       });
     }
-    const task = body.task ?? info.defaultTask;
+    if (body.model !== undefined && !info.models) {
+      throw new AppError('BAD_REQUEST', `model: ${name} hosts one model; choose what it does with "task"`, {
+        field: 'model',
+        tasks: info.tasks,
+      });
+    }
+    // A skill hosting several models (onnx) takes the model's name as its task.
+    const task = body.model ?? body.task ?? info.defaultTask;
     if (!info.tasks.includes(task)) {
+      if (body.model !== undefined) {
+        throw new AppError('BAD_REQUEST', `model: ${name} has no model "${task.slice(0, 64)}"`, {
+          field: 'model',
+          models: info.tasks,
+        });
+      }
       throw new AppError('UNKNOWN_TASK', `${name} has no task "${task}"`, { task, tasks: info.tasks });
     }
     if (!s.live.some((r) => r.name === name)) {
@@ -74,7 +90,7 @@ export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
         requestId: req.id,
         enqueuedAt: Date.now(),
         item: {
-          text: body.input,
+          ...(body.tensors ? { tensors: body.tensors } : { text: body.input }),
           task,
           maxTokens: body.max_tokens ?? 0,
           temperature: body.temperature,
@@ -84,16 +100,29 @@ export function skillRoutes({ config, jobs, skills }: GatewayDeps): Router {
       config.REQUEST_TIMEOUT_MS,
     );
     const out = result.output;
+    const timings = { ...result.timing, totalMs: Math.round((performance.now() - started) * 1000) / 1000 };
+    if ('tensors' in out) {
+      // The Open Inference Protocol's response shape, with our id, task and timings.
+      const at = result.model.lastIndexOf('@');
+      res.json({
+        id: req.id,
+        skill: name,
+        task,
+        model: result.model,
+        model_name: at > 0 ? result.model.slice(0, at) : result.model,
+        model_version: at > 0 ? result.model.slice(at + 1) : '',
+        outputs: out.tensors.map(fromWireTensor),
+        timings,
+      });
+      return;
+    }
     res.json({
       id: req.id,
       skill: name,
       task,
       model: result.model,
-      output: 'json' in out ? out.json : 'text' in out ? out.text : out.tensors,
-      timings: {
-        ...result.timing,
-        totalMs: Math.round((performance.now() - started) * 1000) / 1000,
-      },
+      output: 'json' in out ? out.json : out.text,
+      timings,
     });
   });
 
