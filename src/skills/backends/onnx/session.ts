@@ -35,6 +35,9 @@ export async function openSession(file: string, settings: SessionSettings): Prom
     graphOptimizationLevel: 'all',
     // onnxruntime prints failed runs to stderr itself; we report them per item instead.
     logSeverityLevel: 4,
+    // Idle intra-op threads would otherwise spin for a while after each run, taking cores from
+    // the gateways, dispatchers and gRPC threads that share the machine with the skill.
+    extra: { session: { intra_op: { allow_spinning: '0' } } },
     ...(settings.intraOpThreads > 0 ? { intraOpNumThreads: settings.intraOpThreads } : {}),
   });
 }
