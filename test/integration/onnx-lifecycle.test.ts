@@ -200,6 +200,17 @@ describe('skill health (grpc.health.v1)', () => {
     await eventually(async () => assert.deepEqual(seen, ['SERVING', 'NOT_SERVING', 'SERVING']));
   });
 
+  it('a version that failed to load recovers on the next rescan, without traffic', async () => {
+    const { dir, client } = await start(['classifier'], { refreshIntervalMs: 100 });
+    const file = join(dir, 'classifier', '1', 'model.onnx');
+    const good = readFileSync(file);
+    writeFileSync(file, 'garbage');
+    assert.equal((await client.infer(classify(), 10_000)).error?.code, 'SKILL_UNAVAILABLE');
+    await eventually(async () => assert.equal(await client.check(2_000), 'NOT_SERVING'));
+    writeFileSync(file, good);
+    await eventually(async () => assert.equal(await client.check(2_000), 'SERVING'));
+  });
+
   it('answers NOT_SERVING while free memory is under the floor', async () => {
     const high = await start(['classifier'], { minFreeMemoryMb: 1e9 });
     assert.equal(await high.client.check(2_000), 'NOT_SERVING');

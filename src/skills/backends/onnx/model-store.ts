@@ -151,6 +151,11 @@ export class ModelStore {
         logger.info({ model: scanned.name, versions: usable }, current ? 'model config changed' : 'model added');
       }
     }
+    // A version whose load failed is tried again here too, so it recovers without traffic
+    // (health reports NOT_SERVING meanwhile, and a balancer may be sending none).
+    for (const v of [...this.models.values()].flatMap((m) => m.versions)) {
+      if (v.slot.state === 'FAILED') void v.slot.load().catch(() => undefined);
+    }
     for (const [name, model] of this.models) {
       if (existsSync(join(repository, name))) continue;
       this.models.delete(name);
