@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what skillserve needs and is missing; quick and silent when everything is there.
 #   npm dependencies (npm ci when node_modules is missing or older than package-lock.json),
+#   the onnx skill's example models in models/ (generated, not in git: the MLP is ~9 MB),
 #   nginx from Debian (the cluster runs its own nginx instance; the system one is left alone),
 #   wrk from Debian when `--bench` is given.
 set -euo pipefail
@@ -22,6 +23,14 @@ apt_install() {
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: installing npm dependencies (npm ci)…"
   npm ci --no-audit --no-fund --loglevel=error
+fi
+
+# Regenerated when missing or when the generator changed; the output is byte-identical each run.
+stamp=models/.generated
+if [ ! -f "$stamp" ] || [ ! -f models/mlp/1/model.onnx ] || [ ! -f models/classifier/1/model.onnx ] ||
+  [ -n "$(find scripts/generate-models.ts scripts/models -newer "$stamp" 2>/dev/null | head -n1)" ]; then
+  node --import tsx scripts/generate-models.ts models
+  touch "$stamp"
 fi
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then

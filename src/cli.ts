@@ -64,7 +64,14 @@ Try:
   curl -si ${cluster.endpoint}/v1/skills/nlp/infer -H 'authorization: Bearer ${key}' \\
        -H 'content-type: application/json' \\
        -d '{"input":"My sister Maria lives in Madrid and loves her new job.","task":"sentiment"}'
-
+${
+  config.SKILLS.includes('onnx')
+    ? `  curl -s ${cluster.endpoint}/v1/skills/onnx/infer -H 'authorization: Bearer ${key}' \\
+       -H 'content-type: application/json' \\
+       -d '{"model":"classifier","inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[0.5,-1,2,0.25]}]}'
+`
+    : ''
+}
 Ctrl-C (or \`skillserve down\` in another shell) stops every process.`);
 }
 

@@ -3,6 +3,7 @@ import { z } from 'zod';
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
 const positiveInt = (fallback: number) => z.coerce.number().int().min(1).default(fallback);
+const nonNegativeInt = (fallback: number) => z.coerce.number().int().min(0).default(fallback);
 const list = (fallback: string) =>
   z
     .string()
@@ -161,10 +162,10 @@ export const configSchema = z.object({
 
   // --- skills
   /**
-   * Skills the local cluster starts, one process each. Unset: `nlp`, plus `openai` when
+   * Skills the local cluster starts, one process each. Unset: `nlp,onnx`, plus `openai` when
    * OPENAI_BASE_URL is set (see {@link loadConfig}).
    */
-  SKILLS: list('nlp'),
+  SKILLS: list('nlp,onnx'),
   /** Skill hosted by a `skill` process. */
   SKILL_NAME: z
     .string()
@@ -202,6 +203,22 @@ export const configSchema = z.object({
   OPENAI_TIMEOUT_MS: positiveInt(30_000),
   /** Retries of an item the upstream answered 429 (or 503 with Retry-After), within the budget. */
   OPENAI_MAX_RETRIES: z.coerce.number().int().min(0).max(10).default(3),
+
+  // --- model lifecycle (every skill) and the onnx backend
+  /** A model unloads after this long without a call and loads again on the next; 0: never unload. */
+  MODEL_IDLE_UNLOAD_MS: nonNegativeInt(300_000),
+  /** Health answers NOT_SERVING while less memory than this is free (machine or cgroup); 0: no floor. */
+  MIN_FREE_MEMORY_MB: nonNegativeInt(64),
+  /** How often a skill re-evaluates its health (model state, free memory) and pushes changes to Watch. */
+  SKILL_HEALTH_INTERVAL_MS: positiveInt(1_000),
+  /** How often a skill re-reads its model source (new versions, models); 0: only on SIGHUP. */
+  MODEL_POLL_MS: nonNegativeInt(5_000),
+  /** The onnx skill's model repository: <dir>/<model>/config.json and <dir>/<model>/<version>/model.onnx. */
+  MODEL_REPOSITORY: z.string().min(1).default('models'),
+  /** Models of the repository the onnx skill hosts; empty: all. The first is the default model. */
+  ONNX_MODELS: list(''),
+  /** onnxruntime threads inside one operator; 0: its default (one per core). */
+  ONNX_INTRA_OP_THREADS: nonNegativeInt(0),
 
   // --- process lifecycle
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),

@@ -24,7 +24,35 @@ export interface InferContext {
 
 export type BackendOutput = { text: string } | { json: unknown } | { tensors: WireTensor[] };
 
-export type BackendResult = { ok: true; output: BackendOutput } | { ok: false; error: ErrorBody };
+/** `model` names the model that answered this item (name@version) when it differs from the skill's. */
+export type BackendResult = { ok: true; output: BackendOutput; model?: string } | { ok: false; error: ErrorBody };
+
+/** An input or output of a tensor model; -1 marks a size chosen per request (the batch dimension first). */
+export interface TensorSpec {
+  name: string;
+  datatype: string;
+  shape: number[];
+}
+
+/** One version of a model; DRAINING: retired, finishing the calls it has, then unloading. */
+export interface ModelVersionStatus {
+  version: string;
+  state: ModelState | 'DRAINING';
+}
+
+/** A model inside a multi-model backend (e.g. an ONNX model repository). */
+export interface ModelDescriptor {
+  name: string;
+  inputs: TensorSpec[];
+  outputs: TensorSpec[];
+  /** Largest batch one model run takes; 0: the model does not batch. */
+  maxBatchSize: number;
+  /** Hints for a dynamic batcher in front of the skill. */
+  dynamicBatching?: { maxQueueDelayMs: number; preferredBatchSizes: number[] };
+  deterministic: boolean;
+  /** Newest first. */
+  versions: ModelVersionStatus[];
+}
 
 /** What a skill tells the registry about itself. */
 export interface SkillDescriptor {
@@ -36,17 +64,28 @@ export interface SkillDescriptor {
   defaultTask: string;
   /** Same input, same output: results may be cached and identical requests coalesced. */
   deterministic: boolean;
+  /** Multi-model backends: each model, its tensors and versions. A request picks one by `task`. */
+  models?: ModelDescriptor[];
 }
 
 /**
  * A model server behind the gRPC contract. `inferBatch` keeps item order and reports a
  * bad item in its own result rather than throwing; it throws only when the whole model fails.
+ * The skill server runtime decides when to `load` (on the first call) and `unload` (when idle).
  */
 export interface SkillBackend {
   describe(): SkillDescriptor;
+  /** FAILED tells the runtime the backend cannot serve (health goes NOT_SERVING). */
   state(): ModelState;
+  /**
+   * Checks at start-up, without keeping anything loaded, that the model can be loaded; throws a
+   * message naming what is wrong (a missing file, a bad config). Optional.
+   */
+  prepare?(): Promise<void>;
   load(): Promise<void>;
   unload(): Promise<void>;
   /** `context` lets a backend that waits on something remote stop when the caller has gone. */
   inferBatch(items: readonly BackendItem[], context?: InferContext): Promise<BackendResult[]>;
+  /** Re-reads where the models come from (e.g. a repository directory) and applies changes. Optional. */
+  refresh?(): Promise<void>;
 }

@@ -13,9 +13,20 @@ export async function runSkill(config: Config): Promise<void> {
   const name = config.SKILL_NAME;
   const provisional = instanceId(config, `skill-${name}`);
   const logger = createLogger({ level: config.LOG_LEVEL, role: 'skill', instance: provisional });
-  const backend = createBackend(name, config);
+  const backend = createBackend(name, config, logger);
   const metrics = createRegistry({ role: 'skill', instance: provisional });
-  const server = createSkillServer({ name, backend, logger, registry: metrics });
+  const server = createSkillServer({
+    name,
+    backend,
+    logger,
+    registry: metrics,
+    lifecycle: {
+      idleUnloadMs: config.MODEL_IDLE_UNLOAD_MS,
+      minFreeMemoryMb: config.MIN_FREE_MEMORY_MB,
+      healthIntervalMs: config.SKILL_HEALTH_INTERVAL_MS,
+      refreshIntervalMs: config.MODEL_POLL_MS,
+    },
+  });
 
   const port = await server.start(config.HOST, config.SKILL_PORT);
   const address = `${config.HOST}:${port}`;
@@ -44,6 +55,10 @@ export async function runSkill(config: Config): Promise<void> {
     });
   await registry.announce(replica(), config.SKILL_TTL_MS);
   const heartbeat = setInterval(announce, config.SKILL_HEARTBEAT_MS);
+  // SIGHUP: re-read the model source now (e.g. after copying a new version into the repository).
+  process.on('SIGHUP', () => {
+    server.refresh().then(announce, (err: unknown) => logger.warn({ err }, 'refreshing the models failed'));
+  });
 
   logger.info({ address, metricsPort: metricsServer.port, model: backend.describe().model }, 'skill serving');
 

@@ -74,6 +74,7 @@ export interface WireSkillMetrics {
   uptimeS: number;
   rssBytes: number;
   deterministic: boolean;
+  models: { name: string; version: string; state: string }[];
 }
 
 // camelCase fields, 64-bit ints as JS numbers (our counters and shapes stay far below 2^53),

@@ -4,6 +4,9 @@ import { HealthImplementation } from 'grpc-health-check';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { Logger } from '../observability/logger.js';
 import type { BackendItem, BackendResult, InferContext, SkillBackend } from './backend.js';
+import { createHealthReporter } from './health-reporter.js';
+import { freeMemoryBytes } from './memory.js';
+import { ModelSlot } from './model-slot.js';
 import {
   SKILL_SERVICE_NAME,
   skillServiceDefinition,
@@ -13,27 +16,94 @@ import {
   type WireTiming,
 } from './proto.js';
 
+/** When the model loads and unloads, and what health requires. */
+export interface LifecycleSettings {
+  /** Unload after this long without a call; 0: never. */
+  idleUnloadMs: number;
+  /** NOT_SERVING while free memory (machine or cgroup) is below this; 0: no floor. */
+  minFreeMemoryMb: number;
+  /** How often health is re-evaluated. */
+  healthIntervalMs: number;
+  /** How often the backend re-reads its models (`refresh`); 0: only when asked. */
+  refreshIntervalMs: number;
+}
+
+/** Defaults for a server built without settings (tests): keep models, no floor, no polling. */
+const DEFAULT_LIFECYCLE: LifecycleSettings = {
+  idleUnloadMs: 0,
+  minFreeMemoryMb: 0,
+  healthIntervalMs: 1_000,
+  refreshIntervalMs: 0,
+};
+
 export interface SkillServerDeps {
   name: string;
   backend: SkillBackend;
   logger: Logger;
   registry: Registry;
+  lifecycle?: Partial<LifecycleSettings>;
 }
 
 export interface SkillServer {
-  /** Binds, loads the model, then reports SERVING. Resolves with the bound port. */
+  /**
+   * Checks the model can be loaded (`prepare`), binds and reports SERVING; the model itself
+   * loads on the first call. Resolves with the bound port.
+   */
   start(host: string, port: number): Promise<number>;
-  /** NOT_SERVING at once, then lets in-flight calls finish for up to `timeoutMs`. */
+  /** NOT_SERVING at once, then lets in-flight calls finish for up to `timeoutMs`, then unloads. */
   stop(timeoutMs: number): Promise<void>;
+  /** Asks the backend to re-read its models now (what SIGHUP does). */
+  refresh(): Promise<void>;
   readonly health: HealthImplementation;
 }
 
-/** Hosts one skill backend behind SkillService and grpc.health.v1.Health. */
-export function createSkillServer({ name, backend, logger, registry }: SkillServerDeps): SkillServer {
+/**
+ * Hosts one skill backend behind SkillService and grpc.health.v1.Health, and owns the model's
+ * lifecycle: lazy load on the first call, unload when idle, health that follows the model
+ * state and the free memory.
+ */
+export function createSkillServer({ name, backend, logger, registry, lifecycle }: SkillServerDeps): SkillServer {
+  const settings = { ...DEFAULT_LIFECYCLE, ...lifecycle };
   const server = new grpc.Server({ 'grpc.max_receive_message_length': 16 * 1024 * 1024 });
   const health = new HealthImplementation({ '': 'NOT_SERVING', [SKILL_SERVICE_NAME]: 'NOT_SERVING' });
   const startedAt = performance.now();
   const counts = { requests: 0, items: 0, errors: 0, inFlight: 0 };
+  let phase: 'new' | 'started' | 'stopping' = 'new';
+  let refreshTimer: NodeJS.Timeout | undefined;
+
+  const reporter = createHealthReporter({
+    health,
+    services: ['', SKILL_SERVICE_NAME],
+    intervalMs: settings.healthIntervalMs,
+    logger,
+    probe() {
+      if (phase !== 'started') return { serving: false, reason: phase === 'new' ? 'not started' : 'stopping' };
+      if (slot.state === 'FAILED' || backend.state() === 'FAILED')
+        return { serving: false, reason: 'model failed to load' };
+      const freeMb = freeMemoryBytes() / 2 ** 20;
+      if (freeMb < settings.minFreeMemoryMb) {
+        return {
+          serving: false,
+          reason: `${Math.round(freeMb)} MB free, under the floor of ${settings.minFreeMemoryMb}`,
+        };
+      }
+      return { serving: true, reason: 'model loaded or loadable, memory to spare' };
+    },
+  });
+
+  const slot = new ModelSlot<SkillBackend>({
+    load: async () => {
+      await backend.load();
+      return backend;
+    },
+    unload: (b) => b.unload(),
+    idleUnloadMs: settings.idleUnloadMs,
+    onState(state, err) {
+      if (state === 'FAILED') logger.error({ err }, 'model failed to load');
+      else logger.info({ state }, 'model state');
+      reporter.update();
+    },
+  });
 
   const labels = ['skill', 'method'] as const;
   const callSeconds = new Histogram({
@@ -55,15 +125,9 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
     labelNames: ['skill'] as const,
     registers: [registry],
     collect() {
-      this.set({ skill: name }, backend.state() === 'READY' ? 1 : 0);
+      this.set({ skill: name }, slot.state === 'READY' ? 1 : 0);
     },
   });
-
-  function setServing(serving: boolean): void {
-    const status = serving ? 'SERVING' : 'NOT_SERVING';
-    health.setStatus('', status);
-    health.setStatus(SKILL_SERVICE_NAME, status);
-  }
 
   function toItem(req: WireInferRequest): BackendItem {
     const p = req.parameters;
@@ -79,7 +143,7 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
   }
 
   function toWire(id: string, result: BackendResult, timing: WireTiming): WireInferResponse {
-    const model = backend.describe().model;
+    const model = (result.ok && result.model) || backend.describe().model;
     if (!result.ok) {
       const { code, message, details } = result.error;
       return {
@@ -101,8 +165,13 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
     counts.requests++;
     counts.inFlight++;
     try {
-      const c0 = performance.now();
-      const results = await backend.inferBatch(reqs.map(toItem), context);
+      let c0 = 0;
+      const batch = reqs.map(toItem);
+      // Compute time starts once the model is loaded: a cold start shows in total_us only.
+      const results = await slot.use((b) => {
+        c0 = performance.now();
+        return b.inferBatch(batch, context);
+      });
       const computeUs = Math.round((performance.now() - c0) * 1000);
       const timing = (): WireTiming => ({
         computeUs,
@@ -138,7 +207,7 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
   function fail<T>(callback: grpc.sendUnaryData<T>, err: unknown): void {
     counts.errors++;
     logger.error({ err }, 'skill call failed');
-    const unavailable = backend.state() !== 'READY';
+    const unavailable = slot.state !== 'READY';
     callback({
       code: unavailable ? grpc.status.UNAVAILABLE : grpc.status.INTERNAL,
       details: unavailable ? 'model is not loaded' : 'the model failed on this call',
@@ -175,7 +244,7 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
         backend: d.backend,
         model: d.model,
         tasks: [...d.tasks],
-        modelState: backend.state(),
+        modelState: slot.state,
         requestsTotal: counts.requests,
         itemsTotal: counts.items,
         errorsTotal: counts.errors,
@@ -183,6 +252,9 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
         uptimeS: (performance.now() - startedAt) / 1000,
         rssBytes: process.memoryUsage.rss(),
         deterministic: d.deterministic,
+        models: d.models
+          ? d.models.flatMap((m) => m.versions.map((v) => ({ name: m.name, version: v.version, state: v.state })))
+          : [{ name: d.model.replace(/@[^@]*$/, ''), version: d.model.replace(/^.*@/, ''), state: slot.state }],
       });
     },
   });
@@ -191,17 +263,29 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
   return {
     health,
     async start(host, port) {
+      await backend.prepare?.();
       const bound = await new Promise<number>((resolve, reject) => {
         server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
           err ? reject(err) : resolve(p),
         );
       });
-      await backend.load();
-      setServing(true);
+      phase = 'started';
+      reporter.start();
+      if (backend.refresh && settings.refreshIntervalMs > 0) {
+        refreshTimer = setInterval(() => {
+          backend.refresh?.().catch((err: unknown) => logger.warn({ err }, 'refreshing the models failed'));
+        }, settings.refreshIntervalMs);
+        refreshTimer.unref();
+      }
       return bound;
     },
+    async refresh() {
+      await backend.refresh?.();
+    },
     async stop(timeoutMs) {
-      setServing(false);
+      phase = 'stopping';
+      clearInterval(refreshTimer);
+      reporter.stop();
       await new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           server.forceShutdown();
@@ -212,7 +296,7 @@ export function createSkillServer({ name, backend, logger, registry }: SkillServ
           resolve();
         });
       });
-      await backend.unload();
+      await slot.unload();
     },
   };
 }

@@ -44,3 +44,12 @@ export async function http(url: string, init: RequestInit & { json?: unknown } =
   }
   return { status: res.status, headers: res.headers, body, text };
 }
+
+/** `http` with the cluster's development key on every request. */
+export function withDevKey(cluster: () => { devKey: { key: string } }) {
+  return (url: string, init: RequestInit & { json?: unknown } = {}) =>
+    http(url, {
+      ...init,
+      headers: { authorization: `Bearer ${cluster().devKey.key}`, ...(init.headers as Record<string, string>) },
+    });
+}

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { type Config, loadConfig } from '../../src/config/index.js';
+import { ensureModels } from './models.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -48,6 +49,8 @@ export async function testConfig(
     SKILL_HEARTBEAT_MS: '500',
     REGISTRY_CACHE_MS: '300',
     SHUTDOWN_TIMEOUT_MS: '5000',
+    // The onnx skill (started by default) serves the generated models, wherever the test runs from.
+    MODEL_REPOSITORY: ensureModels(),
     ...overrides,
   };
   const fullEnv = { ...process.env, ...env };

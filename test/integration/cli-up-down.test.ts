@@ -29,7 +29,7 @@ it('`skillserve up` serves and prints how to use it; `skillserve down` from anot
     const out = up.output();
     assert.match(out, new RegExp(`endpoint\\s+http://127\\.0\\.0\\.1:${t.config.PUBLIC_PORT}`));
     assert.match(out, /curl -s/);
-    for (const name of ['skill-nlp', 'dispatcher-1', 'gateway-1', 'gateway-2', 'nginx'])
+    for (const name of ['skill-nlp', 'skill-onnx', 'dispatcher-1', 'gateway-1', 'gateway-2', 'nginx'])
       assert.match(out, new RegExp(name));
 
     const key = /dev key\s+(sks_\S+)/.exec(out)?.[1];
@@ -48,7 +48,7 @@ it('`skillserve up` serves and prints how to use it; `skillserve down` from anot
     const state = readState(t.config.RUN_DIR);
     assert.ok(state);
     const pids = [state.supervisorPid, ...state.processes.map((p) => p.pid!)];
-    assert.equal(pids.length, 6);
+    assert.equal(pids.length, 7);
     assert.ok(pids.every(isAlive));
 
     const down = run(['down'], t.env);

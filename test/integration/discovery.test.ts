@@ -96,7 +96,7 @@ describe('discovery and the client pool, with two real nlp replicas', () => {
       ['replica-a', 'replica-b'],
     );
     for (const r of replicas) {
-      assert.equal(r.state, 'READY');
+      assert.match(r.state ?? '', /^(UNLOADED|LOADING|READY)$/);
       assert.match(r.version ?? '', /^\d+\.\d+\.\d+/);
       assert.deepEqual(r.capacity, { maxConcurrent: config.SKILL_MAX_CONCURRENCY, maxBatch: config.SKILL_MAX_BATCH });
       assert.match(r.model, /^wink-eng-lite-web-model@/);

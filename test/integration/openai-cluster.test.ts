@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { type FakeOpenAi, startFakeOpenAi } from '../helpers/fake-openai.js';
-import { http, startTestCluster } from '../helpers/cluster.js';
+import { startTestCluster, withDevKey } from '../helpers/cluster.js';
 import { eventually, testConfig } from '../helpers/env.js';
 
 describe('the openai skill in the cluster, when an upstream is configured', () => {
@@ -9,6 +9,7 @@ describe('the openai skill in the cluster, when an upstream is configured', () =
   let cluster: Awaited<ReturnType<typeof startTestCluster>>;
   let cleanup: () => Promise<void>;
   let base: string;
+  const http = withDevKey(() => cluster);
   const infer = (body: unknown) => http(`${base}/v1/skills/openai/infer`, { json: body });
 
   before(async () => {
@@ -16,7 +17,7 @@ describe('the openai skill in the cluster, when an upstream is configured', () =
     // No SKILLS: setting OPENAI_BASE_URL is what adds the openai skill to `up`.
     const t = await testConfig({ OPENAI_BASE_URL: fake.url, OPENAI_MODEL: 'tiny-llm' });
     cleanup = t.cleanup;
-    assert.deepEqual(t.config.SKILLS, ['nlp', 'openai']);
+    assert.deepEqual(t.config.SKILLS, ['nlp', 'onnx', 'openai']);
     cluster = await startTestCluster(t.config, t.env);
     base = cluster.endpoint;
   });

@@ -7,7 +7,9 @@ describe('loadConfig', () => {
     const c = loadConfig({});
     assert.equal(c.PUBLIC_PORT, 8788);
     assert.equal(c.GATEWAY_COUNT, 2);
-    assert.deepEqual(c.SKILLS, ['nlp']);
+    assert.deepEqual(c.SKILLS, ['nlp', 'onnx']);
+    assert.deepEqual(c.ONNX_MODELS, []);
+    assert.equal(c.MODEL_REPOSITORY, 'models');
     assert.equal(c.HOST, '127.0.0.1');
     assert.ok(Object.isFrozen(c));
   });

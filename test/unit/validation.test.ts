@@ -73,3 +73,73 @@ describe('parseInferBody', () => {
     );
   });
 });
+
+describe('parseInferBody with tensors (Open Inference Protocol)', () => {
+  const tensor = { name: 'input', datatype: 'FP32', shape: [2, 2], data: [1, 2, 3, 4] };
+  const message = (body: unknown) => {
+    try {
+      parseInferBody(body, 10);
+      return 'OK';
+    } catch (err) {
+      assert.equal((err as AppError).code, 'BAD_REQUEST');
+      return (err as AppError).message;
+    }
+  };
+
+  it('converts inputs to wire tensors, flat or nested data', () => {
+    const body = parseInferBody({ model: 'classifier', inputs: [tensor] }, 10);
+    assert.deepEqual(body, {
+      model: 'classifier',
+      tensors: [{ name: 'input', datatype: 'FP32', shape: [2, 2], fp32Data: [1, 2, 3, 4] }],
+    });
+    const nested = parseInferBody(
+      {
+        inputs: [
+          {
+            ...tensor,
+            data: [
+              [1, 2],
+              [3, 4],
+            ],
+          },
+        ],
+      },
+      10,
+    );
+    assert.deepEqual(nested.tensors?.[0]?.fp32Data, [1, 2, 3, 4]);
+    const ids = parseInferBody({ inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 2], data: [7, 8] }] }, 10);
+    assert.deepEqual(ids.tensors?.[0]?.int64Data, [7, 8]);
+    const flags = parseInferBody({ inputs: [{ name: 'f', datatype: 'BOOL', shape: [2], data: [true, false] }] }, 10);
+    assert.deepEqual(flags.tensors?.[0]?.boolData, [true, false]);
+  });
+
+  it('takes either input or inputs, not both, not neither', () => {
+    assert.match(message({ input: 'x', inputs: [tensor] }), /^inputs: give either "input" \(text\) or "inputs"/);
+    assert.match(message({ task: 'x' }), /^input: give either "input" \(text\) or "inputs"/);
+    assert.match(message({ inputs: [] }), /^inputs: give at least one tensor/);
+  });
+
+  it('names the input whose tensor is wrong', () => {
+    assert.match(
+      message({ inputs: [{ ...tensor, data: [1, 2, 3] }] }),
+      /^input "input": shape \[2,2\] needs 4 values, got 3/,
+    );
+    assert.match(
+      message({ inputs: [{ ...tensor, data: [1, 2, 3, 'x'] }] }),
+      /^input "input": data\[3\] is "x", expected a number for FP32/,
+    );
+    assert.match(
+      message({ inputs: [{ ...tensor, datatype: 'INT64', data: [1, 2, 3, 4.5] }] }),
+      /^input "input": data\[3\] is 4.5, expected an integer/,
+    );
+    assert.match(message({ inputs: [{ ...tensor, datatype: 'FLOAT32' }] }), /^inputs.0.datatype \(input "input"\): /);
+    assert.match(message({ inputs: [{ ...tensor, shape: [2, -1] }] }), /^inputs.0.shape.1 \(input "input"\): /);
+    assert.match(message({ inputs: [{ ...tensor, extra: 1 }] }), /^inputs.0 \(input "input"\): .*extra/);
+    assert.match(message({ inputs: [{ datatype: 'FP32', shape: [1], data: [1] }] }), /^inputs.0.name: /);
+  });
+
+  it('rejects a model that contradicts the task', () => {
+    assert.match(message({ model: 'a', task: 'b', inputs: [tensor] }), /^model: "a" contradicts task "b"/);
+    assert.equal(message({ model: 'a', task: 'a', inputs: [tensor] }), 'OK');
+  });
+});

@@ -29,8 +29,21 @@ export function resolveRequest(
       skills: [...snapshot.catalogue.keys()].sort(),
     });
   }
-  const task = body.task ?? info.defaultTask;
+  if (body.model !== undefined && !info.models) {
+    throw new AppError('BAD_REQUEST', `model: ${name} hosts one model; choose what it does with "task"`, {
+      field: 'model',
+      tasks: info.tasks,
+    });
+  }
+  // A skill hosting several models (onnx) takes the model's name as its task.
+  const task = body.model ?? body.task ?? info.defaultTask;
   if (!info.tasks.includes(task)) {
+    if (body.model !== undefined) {
+      throw new AppError('BAD_REQUEST', `model: ${name} has no model "${task.slice(0, 64)}"`, {
+        field: 'model',
+        models: info.tasks,
+      });
+    }
     throw new AppError('UNKNOWN_TASK', `${name} has no task "${task}"`, { task, tasks: info.tasks });
   }
   const header = req.headers['x-deadline-ms'];
@@ -44,7 +57,7 @@ export function resolveRequest(
     snapshot,
     deadlineMs,
     item: {
-      text: body.input,
+      ...(body.tensors ? { tensors: body.tensors } : { text: body.input }),
       task,
       maxTokens: body.max_tokens ?? 0,
       temperature: body.temperature,

@@ -1,12 +1,15 @@
 import { performance } from 'node:perf_hooks';
 import express, { Router } from 'express';
 import { AppError } from '../../errors/index.js';
+import type { WireTensor } from '../../skills/proto.js';
 import type { RegistrySnapshot } from '../../skills/registry.js';
 import { parseCacheControl } from '../../cache/cache-control.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
+import { fromWireTensor } from '../tensors.js';
 import { parseInferBody } from '../validation.js';
 import { enforceLimit, resolveRequest } from './request.js';
+import { describeModels } from './skill-models.js';
 
 /** `GET /v1/skills`, `GET /v1/skills/:skill`, `POST /v1/skills/:skill/infer`. */
 export function skillRoutes({ config, skills }: GatewayDeps, inference: Inference): Router {
@@ -52,6 +55,7 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
                 : null,
               started_at: new Date(r.startedAt).toISOString(),
             })),
+          ...(info.models ? { models: describeModels(info.models, replicas) } : {}),
         };
       });
   }
@@ -83,16 +87,29 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
     res.setHeader('X-Cache', answer.cache);
     if (answer.ageS !== undefined) res.setHeader('Age', String(answer.ageS));
     if (answer.degraded) res.setHeader('X-Degraded', answer.degraded);
+    const timings = { ...answer.job?.timing, totalMs: Math.round((performance.now() - started) * 1000) / 1000 };
+    if (item.tensors) {
+      // The Open Inference Protocol's response shape, with our id, task and timings.
+      const at = answer.model.lastIndexOf('@');
+      res.json({
+        id: req.id,
+        skill: name,
+        task: item.task,
+        model: answer.model,
+        model_name: at > 0 ? answer.model.slice(0, at) : answer.model,
+        model_version: at > 0 ? answer.model.slice(at + 1) : '',
+        outputs: (answer.output as WireTensor[]).map(fromWireTensor),
+        timings,
+      });
+      return;
+    }
     res.json({
       id: req.id,
       skill: name,
       task: item.task,
       model: answer.model,
       output: answer.output,
-      timings: {
-        ...answer.job?.timing,
-        totalMs: Math.round((performance.now() - started) * 1000) / 1000,
-      },
+      timings,
     });
   });
 

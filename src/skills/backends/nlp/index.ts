@@ -70,6 +70,19 @@ export function createNlpBackend(): SkillBackend {
     describe: descriptor,
     state: () => state,
 
+    async prepare() {
+      // Cheap: finds the packages and reads the model's version, without reading the model.
+      try {
+        for (const pkg of ['wink-nlp', 'wink-eng-lite-web-model']) import.meta.resolve(pkg);
+        const pkg = await import('wink-eng-lite-web-model/package.json', { with: { type: 'json' } });
+        modelVersion = (pkg.default as { version: string }).version;
+      } catch (err) {
+        throw new Error(`nlp: wink-nlp or its model is not installed (run npm ci): ${(err as Error).message}`, {
+          cause: err,
+        });
+      }
+    },
+
     async load() {
       if (state === 'READY') return;
       state = 'LOADING';

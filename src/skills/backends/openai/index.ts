@@ -97,6 +97,10 @@ export function createOpenAiBackend(config: Config): OpenAiBackend {
       };
     },
     state: () => state,
+    /** Nothing heavy to keep: checking the upstream at start-up is loading it. */
+    prepare() {
+      return this.load();
+    },
     async load() {
       if (state === 'READY') return;
       state = 'LOADING';

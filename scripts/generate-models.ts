@@ -1,0 +1,51 @@
+/**
+ * Writes the ONNX models this project generates into a model repository (Triton's layout):
+ * `<dir>/<model>/config.json` and `<dir>/<model>/1/model.onnx`. Weights come from a seeded PRNG,
+ * so every run writes the same bytes; files already up to date are left alone.
+ *
+ *   npm run models                 # into MODEL_REPOSITORY (default models/)
+ *   npm run models -- /tmp/repo    # elsewhere
+ */
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { loadConfig } from '../src/config/index.js';
+import { type GeneratedModel, generatedModels } from './models/definitions.js';
+
+function writeIfChanged(file: string, bytes: Uint8Array | string): boolean {
+  const next = typeof bytes === 'string' ? Buffer.from(bytes) : Buffer.from(bytes);
+  try {
+    if (readFileSync(file).equals(next)) return false;
+  } catch {
+    // missing: write it
+  }
+  writeFileSync(file, next);
+  return true;
+}
+
+/** Writes `model` as `version` under `repository`; returns the files it changed. */
+export function writeModel(repository: string, model: GeneratedModel, version = 1): string[] {
+  const dir = join(repository, model.name);
+  mkdirSync(join(dir, String(version)), { recursive: true });
+  const changed: string[] = [];
+  const configFile = join(dir, 'config.json');
+  if (writeIfChanged(configFile, `${JSON.stringify(model.config, null, 2)}\n`)) changed.push(configFile);
+  const modelFile = join(dir, String(version), 'model.onnx');
+  if (writeIfChanged(modelFile, model.onnx)) changed.push(modelFile);
+  return changed;
+}
+
+/** Writes every generated model into `repository`; returns the files it changed. */
+export function generateModels(repository: string): string[] {
+  return generatedModels.flatMap((make) => writeModel(repository, make()));
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const repository = resolve(process.argv[2] ?? loadConfig().MODEL_REPOSITORY);
+  const changed = generateModels(repository);
+  process.stdout.write(
+    changed.length > 0
+      ? `models: wrote ${changed.map((f) => f.slice(repository.length + 1)).join(', ')} in ${repository}\n`
+      : `models: ${repository} is up to date\n`,
+  );
+}
