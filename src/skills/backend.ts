@@ -28,6 +28,12 @@ export interface SkillDescriptor {
   defaultTask: string;
   /** Same input, same output: results may be cached and identical requests coalesced. */
   deterministic: boolean;
+  /**
+   * How dispatchers may batch this skill's items, from the model's config (Triton's
+   * `max_batch_size`, `max_queue_delay`, `preferred_batch_size`). Cluster settings apply on top
+   * (src/queue/batch-settings.ts); absent fields take the cluster defaults.
+   */
+  batching?: { maxBatchSize?: number; maxQueueDelayMs?: number; preferredBatchSizes?: number[] };
 }
 
 /**
