@@ -5,8 +5,11 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { SkillClientPool } from '../skills/client-pool.js';
+import { inferBatch } from '../skills/infer-batch.js';
 import { inferOnce } from '../skills/infer-once.js';
-import type { CachedRegistry } from '../skills/registry.js';
+import type { CachedRegistry, SkillInfo } from '../skills/registry.js';
+import { type BatchItemResult, DynamicBatcher } from './batcher.js';
+import { batchSettings, workerConcurrency } from './batch-settings.js';
 import {
   type CompletionMessage,
   completionChannel,
@@ -34,10 +37,23 @@ export interface Dispatcher {
   close(): Promise<void>;
 }
 
-/** Pulls jobs from `skill:<name>` queues, calls the skill over gRPC and completes each job. */
+/** A job handed over by BullMQ, waiting in a batcher. */
+interface Picked {
+  job: Job<InferJobData, InferJobResult>;
+  /** Epoch ms when BullMQ handed it over. */
+  pickedAt: number;
+}
+
+/**
+ * Pulls jobs from `skill:<name>` queues, calls the skill over gRPC and completes each job.
+ * With batching (a skill's `maxBatchSize` > 1, see batch-settings.ts) the jobs of a skill go
+ * through a {@link DynamicBatcher} into InferBatch calls; each job still completes with its own
+ * result or fails with its own error.
+ */
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, logger } = deps;
   const workers = new Map<string, Worker<InferJobData, InferJobResult>>();
+  const batchers = new Map<string, DynamicBatcher<Picked, InferJobResult>>();
   const channel = completionChannel(config.KEY_PREFIX);
   let watch: NodeJS.Timeout | undefined;
 
@@ -49,7 +65,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   });
   const queueWait = new Histogram({
     name: 'dispatcher_queue_wait_seconds',
-    help: 'Time a job waited in its queue before a dispatcher took it',
+    help: 'Time from enqueue until the job was sent to the skill (with batching: its batch was)',
     labelNames: ['skill'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [deps.metrics],
@@ -57,6 +73,27 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const skillCall = new Histogram({
     name: 'dispatcher_skill_call_seconds',
     help: 'gRPC round trip to the skill, as the dispatcher saw it',
+    labelNames: ['skill'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [deps.metrics],
+  });
+  const batchSize = new Histogram({
+    name: 'dispatcher_batch_size',
+    help: 'Jobs in each InferBatch call',
+    labelNames: ['skill'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [deps.metrics],
+  });
+  const batchWait = new Histogram({
+    name: 'dispatcher_batch_wait_seconds',
+    help: 'Time a job spent in the dispatcher waiting for its batch to be sent',
+    labelNames: ['skill'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [deps.metrics],
+  });
+  const batchCompute = new Histogram({
+    name: 'dispatcher_batch_compute_seconds',
+    help: "Model time of each InferBatch call, as the skill's Timing reported it",
     labelNames: ['skill'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [deps.metrics],
@@ -77,6 +114,51 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  /** One InferBatch call for jobs of one skill, task and model version (the batcher's key). */
+  async function runBatch(skill: string, picked: Picked[]): Promise<BatchItemResult<InferJobResult>[]> {
+    const sentAt = Date.now();
+    for (const { job, pickedAt } of picked) {
+      queueWait.observe({ skill }, (sentAt - job.data.enqueuedAt) / 1000);
+      batchWait.observe({ skill }, (sentAt - pickedAt) / 1000);
+    }
+    batchSize.observe({ skill }, picked.length);
+    const t0 = performance.now();
+    try {
+      const items = picked.map(({ job }) => ({ id: job.id ?? '', item: job.data.item }));
+      const batch = await inferBatch(deps.pool, skill, items, config.SKILL_CALL_TIMEOUT_MS);
+      batchCompute.observe({ skill }, batch.computeMs / 1000);
+      return batch.items.map((outcome, i) => {
+        if (!outcome.ok) return outcome;
+        const queueMs = sentAt - picked[i]!.job.data.enqueuedAt;
+        return { ok: true, value: { ...outcome.value, timing: { ...outcome.value.timing, queueMs } } };
+      });
+    } finally {
+      skillCall.observe({ skill }, (performance.now() - t0) / 1000);
+    }
+  }
+
+  /** The processor for a skill's worker: straight to the skill, or through its batcher. */
+  function processorFor(info: SkillInfo) {
+    const settings = batchSettings(config, info.name, info.batching);
+    if (settings.maxBatchSize <= 1) return { processor: processJob, settings };
+    const batcher = new DynamicBatcher<Picked, InferJobResult>({
+      ...settings,
+      // One InferBatch targets one model: jobs batch only with jobs of the same task and
+      // pinned model version (a multi-model skill may serve tasks from different models).
+      key: ({ job }) => `${job.data.item.task}\u0000${job.data.item.modelVersion}`,
+      run: (picked) => runBatch(info.name, picked),
+    });
+    batchers.set(info.name, batcher);
+    const processor = async (job: Job<InferJobData, InferJobResult>): Promise<InferJobResult> => {
+      try {
+        return await batcher.submit({ job, pickedAt: Date.now() });
+      } catch (err) {
+        throw encodeFailure(err);
+      }
+    };
+    return { processor, settings };
+  }
+
   function publish(msg: CompletionMessage): void {
     deps.redis.publish(channel, JSON.stringify(msg)).catch((err: unknown) => {
       // The waiter reads the job's final state when its deadline comes; nothing is lost.
@@ -84,11 +166,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     });
   }
 
-  function startWorker(skill: string): void {
-    const worker = new Worker<InferJobData, InferJobResult>(skill, processJob, {
+  function startWorker(info: SkillInfo): void {
+    const skill = info.name;
+    const { processor, settings } = processorFor(info);
+    const concurrency = workerConcurrency(settings, config.DISPATCHER_CONCURRENCY);
+    const worker = new Worker<InferJobData, InferJobResult>(skill, processor, {
       connection: deps.workerConnection,
       prefix: queuePrefix(config.KEY_PREFIX),
-      concurrency: config.DISPATCHER_CONCURRENCY,
+      concurrency,
     });
     worker.on('completed', (job, result) => {
       jobsTotal.inc({ skill, outcome: 'completed' });
@@ -103,12 +188,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     });
     worker.on('error', (err) => logger.warn({ err, skill }, 'worker error'));
     workers.set(skill, worker);
-    logger.info({ skill }, 'dispatching');
+    logger.info({ skill, batching: settings, concurrency }, 'dispatching');
   }
 
   async function sync(): Promise<void> {
     const { catalogue } = await deps.registry.get();
-    for (const name of catalogue.keys()) if (!workers.has(name)) startWorker(name);
+    for (const info of catalogue.values()) if (!workers.has(info.name)) startWorker(info);
   }
 
   return {
@@ -123,7 +208,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // Worker.close() waits for active jobs to finish, so accepted work completes; with Redis
       // gone there is nothing to finish them into, so do not wait.
       const force = deps.workerConnection.status !== 'ready';
-      await Promise.allSettled([...workers.values()].map((w) => w.close(force)));
+      // Batchers stop delaying at once, so the jobs they hold complete while the workers close.
+      await Promise.allSettled([
+        ...[...workers.values()].map((w) => w.close(force)),
+        ...[...batchers.values()].map((b) => b.close()),
+      ]);
     },
   };
 }
