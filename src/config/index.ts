@@ -45,6 +45,33 @@ const numberMap = (fallback: string, min: 'positive' | 'non-negative' = 'positiv
     });
 
 /**
+ * `name=size[:delayMs],…` → per-skill batch overrides, e.g. `onnx=16:5,nlp=1`; a malformed entry
+ * is a config error naming it.
+ */
+const batchOverrides = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const out: Record<string, { maxBatchSize: number; maxQueueDelayMs?: number }> = {};
+    for (const entry of s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
+      const match = /^([a-z][a-z0-9-]{0,39})=(\d+)(?::(\d+(?:\.\d+)?))?$/.exec(entry);
+      const size = Number(match?.[2]);
+      if (!match || size < 1) {
+        ctx.addIssue({
+          code: 'custom',
+          message: `"${entry}" is not skill=maxBatchSize[:maxQueueDelayMs], e.g. onnx=16:5`,
+        });
+        return z.NEVER;
+      }
+      out[match[1]!] = { maxBatchSize: size, ...(match[3] !== undefined ? { maxQueueDelayMs: Number(match[3]) } : {}) };
+    }
+    return out;
+  });
+
+/**
  * Every setting of every role, read from the environment once.
  * Only this module reads `process.env`; everything else receives a {@link Config}.
  */
@@ -157,6 +184,18 @@ export const configSchema = z.object({
   /** A job whose dispatcher stopped renewing its lock for this long is handed to another. */
   WORKER_LOCK_MS: positiveInt(30_000),
   WORKER_STALLED_CHECK_MS: positiveInt(15_000),
+
+  // --- dynamic batching (dispatchers). A skill's own `batching` (from its model config) applies
+  // unless BATCH_OVERRIDES names the skill; BATCH_MAX_SIZE also caps what a skill declares.
+  /** Largest batch a dispatcher sends to a skill; 1 turns batching off (one Infer per job). */
+  BATCH_MAX_SIZE: positiveInt(32),
+  /** Longest the oldest job of a forming batch waits for more jobs to join; 0 = never waits. */
+  BATCH_MAX_DELAY_MS: z.coerce.number().min(0).max(10_000).default(2),
+  /** Batches in flight per skill and dispatcher; further jobs form the next batch meanwhile. */
+  BATCH_MAX_IN_FLIGHT: positiveInt(2),
+  /** Per-skill `skill=maxBatchSize[:maxQueueDelayMs]`, e.g. `onnx=16:5,nlp=1`; wins over the skill's own. */
+  BATCH_OVERRIDES: batchOverrides,
+
   /** Port of the /metrics listener of a dispatcher or skill; 0 picks a free one. */
   METRICS_PORT: port(0),
 

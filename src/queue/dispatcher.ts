@@ -5,8 +5,11 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { SkillClientPool } from '../skills/client-pool.js';
+import { inferBatch } from '../skills/infer-batch.js';
 import { inferOnce } from '../skills/infer-once.js';
-import type { CachedRegistry } from '../skills/registry.js';
+import type { CachedRegistry, SkillInfo } from '../skills/registry.js';
+import { type BatchItemResult, DynamicBatcher } from './batcher.js';
+import { batchSettings, workerConcurrency } from './batch-settings.js';
 import {
   type CompletionMessage,
   completionChannel,
@@ -34,10 +37,23 @@ export interface Dispatcher {
   close(): Promise<void>;
 }
 
-/** Pulls jobs from `skill:<name>` queues, calls the skill over gRPC and completes each job. */
+/** A job handed over by BullMQ, waiting in a batcher. */
+interface Picked {
+  job: Job<InferJobData, InferJobResult>;
+  /** Epoch ms when BullMQ handed it over. */
+  pickedAt: number;
+}
+
+/**
+ * Pulls jobs from `skill:<name>` queues, calls the skill over gRPC and completes each job.
+ * With batching (a skill's `maxBatchSize` > 1, see batch-settings.ts) the jobs of a skill go
+ * through a {@link DynamicBatcher} into InferBatch calls; each job still completes with its own
+ * result or fails with its own error.
+ */
 export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const { config, logger } = deps;
   const workers = new Map<string, Worker<InferJobData, InferJobResult>>();
+  const batchers = new Map<string, DynamicBatcher<Picked, InferJobResult>>();
   const channel = completionChannel(config.KEY_PREFIX);
   let watch: NodeJS.Timeout | undefined;
 
@@ -49,7 +65,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   });
   const queueWait = new Histogram({
     name: 'dispatcher_queue_wait_seconds',
-    help: 'Time a job waited in its queue before a dispatcher took it',
+    help: 'Time from enqueue until the job was sent to the skill (with batching: its batch was)',
     labelNames: ['skill'] as const,
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [deps.metrics],
@@ -61,17 +77,46 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
     registers: [deps.metrics],
   });
+  const batchSize = new Histogram({
+    name: 'dispatcher_batch_size',
+    help: 'Jobs in each InferBatch call',
+    labelNames: ['skill'] as const,
+    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+    registers: [deps.metrics],
+  });
+  const batchWait = new Histogram({
+    name: 'dispatcher_batch_wait_seconds',
+    help: 'Time a job spent in the dispatcher waiting for its batch to be sent',
+    labelNames: ['skill'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [deps.metrics],
+  });
+  const batchCompute = new Histogram({
+    name: 'dispatcher_batch_compute_seconds',
+    help: "Model time of each InferBatch call, as the skill's Timing reported it",
+    labelNames: ['skill'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [deps.metrics],
+  });
+
+  function timeLeft(job: Job<InferJobData, InferJobResult>): number {
+    return job.data.deadlineAt === undefined ? Infinity : job.data.deadlineAt - Date.now();
+  }
+  function expired(job: Job<InferJobData, InferJobResult>): boolean {
+    return timeLeft(job) <= 0;
+  }
+  function expiredError(job: Job<InferJobData, InferJobResult>): AppError {
+    jobsTotal.inc({ skill: job.data.skill, outcome: 'expired' });
+    return new AppError('DEADLINE_EXCEEDED', `${job.data.skill}: the deadline passed while the job waited`);
+  }
 
   async function processJob(job: Job<InferJobData, InferJobResult>): Promise<InferJobResult> {
-    const { skill, item, deadlineAt } = job.data;
+    const { skill, item } = job.data;
     const queueMs = Date.now() - job.data.enqueuedAt;
     queueWait.observe({ skill }, queueMs / 1000);
     // Nobody can use the answer any more: do not spend the model on it.
-    const left = deadlineAt === undefined ? Infinity : deadlineAt - Date.now();
-    if (left <= 0) {
-      jobsTotal.inc({ skill, outcome: 'expired' });
-      throw encodeFailure(new AppError('DEADLINE_EXCEEDED', `${skill}: the deadline passed while the job waited`));
-    }
+    const left = timeLeft(job);
+    if (left <= 0) throw encodeFailure(expiredError(job));
     const t0 = performance.now();
     try {
       const result = await inferOnce(
@@ -89,6 +134,61 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     }
   }
 
+  /** One InferBatch call for jobs of one skill, task and model version (the batcher's key). */
+  async function runBatch(skill: string, picked: Picked[]): Promise<BatchItemResult<InferJobResult>[]> {
+    const sentAt = Date.now();
+    for (const { job, pickedAt } of picked) {
+      queueWait.observe({ skill }, (sentAt - job.data.enqueuedAt) / 1000);
+      batchWait.observe({ skill }, (sentAt - pickedAt) / 1000);
+    }
+    // Jobs whose deadline passed while the batch formed are dropped, not computed.
+    const live = picked.filter(({ job }) => !expired(job));
+    const results = new Map<Picked, BatchItemResult<InferJobResult>>();
+    for (const p of picked) if (!live.includes(p)) results.set(p, { ok: false, error: expiredError(p.job) });
+    if (live.length === 0) return picked.map((p) => results.get(p)!);
+    batchSize.observe({ skill }, live.length);
+    // The most patient job bounds the call: one impatient job must not cut the others short.
+    const budget = Math.min(config.SKILL_CALL_TIMEOUT_MS, Math.max(...live.map(({ job }) => timeLeft(job))));
+    const t0 = performance.now();
+    try {
+      const items = live.map(({ job }) => ({ id: job.id ?? '', item: job.data.item }));
+      const batch = await inferBatch(deps.pool, skill, items, budget);
+      batchCompute.observe({ skill }, batch.computeMs / 1000);
+      batch.items.forEach((outcome, i) => {
+        const p = live[i]!;
+        if (!outcome.ok) return results.set(p, outcome);
+        const queueMs = sentAt - p.job.data.enqueuedAt;
+        results.set(p, { ok: true, value: { ...outcome.value, timing: { ...outcome.value.timing, queueMs } } });
+      });
+      return picked.map((p) => results.get(p) ?? { ok: false, error: new AppError('SKILL_ERROR') });
+    } finally {
+      skillCall.observe({ skill }, (performance.now() - t0) / 1000);
+    }
+  }
+
+  /** The processor for a skill's worker: straight to the skill, or through its batcher. */
+  function processorFor(info: SkillInfo) {
+    const settings = batchSettings(config, info.name, info.batching);
+    if (settings.maxBatchSize <= 1) return { processor: processJob, settings };
+    const batcher = new DynamicBatcher<Picked, InferJobResult>({
+      ...settings,
+      // One InferBatch targets one model: jobs batch only with jobs of the same task and
+      // pinned model version (a multi-model skill may serve tasks from different models).
+      key: ({ job }) => `${job.data.item.task}\u0000${job.data.item.modelVersion}`,
+      run: (picked) => runBatch(info.name, picked),
+    });
+    batchers.set(info.name, batcher);
+    const processor = async (job: Job<InferJobData, InferJobResult>): Promise<InferJobResult> => {
+      try {
+        if (expired(job)) throw expiredError(job);
+        return await batcher.submit({ job, pickedAt: Date.now() });
+      } catch (err) {
+        throw encodeFailure(err);
+      }
+    };
+    return { processor, settings };
+  }
+
   function publish(msg: CompletionMessage): void {
     deps.redis.publish(channel, JSON.stringify(msg)).catch((err: unknown) => {
       // The waiter reads the job's final state when its deadline comes; nothing is lost.
@@ -96,11 +196,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     });
   }
 
-  function startWorker(skill: string): void {
-    const worker = new Worker<InferJobData, InferJobResult>(skill, processJob, {
+  function startWorker(info: SkillInfo): void {
+    const skill = info.name;
+    const { processor, settings } = processorFor(info);
+    const concurrency = workerConcurrency(settings, config.DISPATCHER_CONCURRENCY);
+    const worker = new Worker<InferJobData, InferJobResult>(skill, processor, {
       connection: deps.workerConnection,
       prefix: queuePrefix(config.KEY_PREFIX),
-      concurrency: config.DISPATCHER_CONCURRENCY,
+      concurrency,
       // A dispatcher that dies mid-job stops renewing its locks; after lockDuration another
       // dispatcher's stalled-job check puts the job back in the queue: accepted work is not lost.
       lockDuration: config.WORKER_LOCK_MS,
@@ -120,12 +223,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     });
     worker.on('error', (err) => logger.warn({ err, skill }, 'worker error'));
     workers.set(skill, worker);
-    logger.info({ skill }, 'dispatching');
+    logger.info({ skill, batching: settings, concurrency }, 'dispatching');
   }
 
   async function sync(): Promise<void> {
     const { catalogue } = await deps.registry.get();
-    for (const name of catalogue.keys()) if (!workers.has(name)) startWorker(name);
+    for (const info of catalogue.values()) if (!workers.has(info.name)) startWorker(info);
   }
 
   return {
@@ -140,7 +243,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       // Worker.close() waits for active jobs to finish, so accepted work completes; with Redis
       // gone there is nothing to finish them into, so do not wait.
       const force = deps.workerConnection.status !== 'ready';
-      await Promise.allSettled([...workers.values()].map((w) => w.close(force)));
+      // Batchers stop delaying at once, so the jobs they hold complete while the workers close.
+      await Promise.allSettled([
+        ...[...workers.values()].map((w) => w.close(force)),
+        ...[...batchers.values()].map((b) => b.close()),
+      ]);
     },
   };
 }

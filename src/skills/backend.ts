@@ -66,6 +66,12 @@ export interface SkillDescriptor {
   deterministic: boolean;
   /** Multi-model backends: each model, its tensors and versions. A request picks one by `task`. */
   models?: ModelDescriptor[];
+  /**
+   * How dispatchers may batch this skill's items, from the model's config (Triton's
+   * `max_batch_size`, `max_queue_delay`, `preferred_batch_size`). Cluster settings apply on top
+   * (src/queue/batch-settings.ts); absent fields take the cluster defaults.
+   */
+  batching?: { maxBatchSize?: number; maxQueueDelayMs?: number; preferredBatchSizes?: number[] };
 }
 
 /**
