@@ -1,4 +1,13 @@
 import { LRUCache } from 'lru-cache';
+import {
+  gapStd,
+  isRegular,
+  newAccessStats,
+  rateLowerBound,
+  recordArrival,
+  type AccessModel,
+  type AccessStats,
+} from './access-stats.js';
 import { MinHeap } from './min-heap.js';
 
 /**
@@ -9,12 +18,13 @@ import { MinHeap } from './min-heap.js';
  * clock shared by all calls), so the gateway drives it from its own clock and tests from a
  * virtual one.
  *
- * Two ways a key qualifies (after `minHits` accesses):
- * - **regular** — the coefficient of variation of its inter-arrival times is at most `maxCv`.
- *   The next access is predicted at `last + meanGap`; if the cached entry will not be valid
- *   then (allowing `jitterSigmas` standard deviations of lateness), the key is due
- *   `leadMs + jitter` before that predicted access. This covers periods both shorter and longer
- *   than the TTL, with one recompute per miss avoided.
+ * Two ways a key qualifies (after `minHits` accesses; statistics in `access-stats.ts`):
+ * - **regular** — the coefficient of variation of its inter-arrival times is at most `maxCv`
+ *   (a gap of about k periods counts as k-1 skipped beats). The next access is predicted at
+ *   `last + meanGap`; if the cached entry will not be valid then (allowing `jitterSigmas`
+ *   standard deviations of lateness), the key is due `leadMs + jitter` before that predicted
+ *   access (later, if the TTL is shorter than that window). This covers periods both shorter
+ *   and longer than the TTL, with one recompute per miss avoided.
  * - **frequent** (irregular, e.g. Poisson/Zipf traffic) — no arrival time can be predicted, so
  *   the key is due `leadMs` before its entry expires when the decayed access rate makes at least
  *   one access within the next TTL likely (`minHitProbability`) and the current entry was read
@@ -43,6 +53,8 @@ export interface RefreshPredictorOptions {
   jitterSigmas?: number;
   /** Weight of the newest gap in the exponentially weighted mean and variance of inter-arrival times. Default 0.3. */
   alpha?: number;
+  /** Requests closer than this to the previous one are one arrival (concurrent identical requests). Default 1 000. */
+  minGapMs?: number;
   /** Half-life of the decayed access count that estimates an irregular key's rate. Default 600 000 (10 min). */
   frequencyHalfLifeMs?: number;
   /** Probability of ≥ 1 access within one TTL an irregular key needs to be refreshed; > 1 disables that path. Default 0.5. */
@@ -78,17 +90,11 @@ export interface RefreshPredictorStats {
   budgetDeferrals: number;
 }
 
-interface KeyStats {
-  count: number;
-  lastAccess: number;
-  gaps: number;
-  meanGap: number;
-  varGap: number;
-  score: number;
-  scoreAt: number;
-  firstSeen: number;
+interface KeyStats extends AccessStats {
   expiresAt: number | undefined;
   storedAt: number | undefined;
+  /** The current entry was read since it was stored. */
+  read: boolean;
   ttl: number | undefined;
   pending: boolean;
   /** Bumped on every change, so stale entries in the schedule are recognised and skipped. */
@@ -114,6 +120,7 @@ const DEFAULTS: Required<RefreshPredictorOptions> = {
   leadMs: 5_000,
   jitterSigmas: 2,
   alpha: 0.3,
+  minGapMs: 1_000,
   frequencyHalfLifeMs: 600_000,
   minHitProbability: 0.5,
   warmExpired: true,
@@ -128,6 +135,7 @@ function check(ok: boolean, message: string): void {
 /** Learns per-key access patterns and decides which cache entries to recompute ahead of need. */
 export class RefreshPredictor {
   private readonly o: Required<RefreshPredictorOptions>;
+  private readonly model: AccessModel;
   private readonly keys: LRUCache<string, KeyStats>;
   /** Min-heap of checks by time; lazy deletion through KeyStats.version. */
   private readonly heap = new MinHeap<Scheduled>();
@@ -145,12 +153,20 @@ export class RefreshPredictor {
     check(o.leadMs >= 0 && o.jitterSigmas >= 0, 'leadMs and jitterSigmas must be >= 0');
     check(o.alpha > 0 && o.alpha <= 1, 'alpha must be in (0, 1]');
     check(o.frequencyHalfLifeMs > 0, 'frequencyHalfLifeMs must be > 0');
+    check(o.minGapMs >= 0, 'minGapMs must be >= 0');
     check(o.minHitProbability > 0, 'minHitProbability must be > 0');
     check(
       Number.isInteger(o.maxRefreshesPerInterval) && o.maxRefreshesPerInterval > 0,
       'maxRefreshesPerInterval must be a positive integer',
     );
     check(o.budgetIntervalMs > 0, 'budgetIntervalMs must be > 0');
+    this.model = {
+      alpha: o.alpha,
+      maxCv: o.maxCv,
+      minGapMs: o.minGapMs,
+      halfLifeMs: o.frequencyHalfLifeMs,
+      foldAfterGaps: o.minHits - 1,
+    };
     this.keys = new LRUCache<string, KeyStats>({
       max: o.maxTrackedKeys,
       // Stats objects are mutated in place, never re-set, so dispose means eviction or delete.
@@ -163,33 +179,22 @@ export class RefreshPredictor {
   /**
    * A request for `key` arrived (hit or miss). Updates count, inter-arrival mean and variance and
    * the decayed frequency. Pass `hitExpiresAt` when the request was served from cache, so an entry
-   * refreshed by another gateway is learnt too. A timestamp older than the last one is counted
-   * but adds no gap (clocks of different callers may disagree slightly).
+   * refreshed by another gateway is learnt too.
    */
   recordAccess(key: string, now: number, hitExpiresAt?: number): void {
     let s = this.keys.get(key);
     if (!s) {
       s = this.fresh(now);
       this.keys.set(key, s);
-    } else if (s.count > 0 && now >= s.lastAccess) {
-      // Exponentially weighted mean and variance (West 1979). The weight starts at 1/n, so the
-      // first gaps give the plain population mean and variance instead of an EWMA biased
-      // towards its first sample: three random gaps must really look alike to pass as regular.
-      s.gaps++;
-      const a = Math.max(this.o.alpha, 1 / s.gaps);
-      const d = now - s.lastAccess - s.meanGap;
-      s.meanGap += a * d;
-      s.varGap = (1 - a) * (s.varGap + a * d * d);
     }
-    s.score = this.decayedScore(s, now) + 1;
-    s.scoreAt = now;
-    s.count++;
+    recordArrival(s, now, this.model);
+    if (s.storedAt !== undefined && now >= s.storedAt) s.read = true;
     if (s.count === this.o.minHits) this.hot++;
-    if (now > s.lastAccess) s.lastAccess = now;
-    if (hitExpiresAt !== undefined && hitExpiresAt !== s.expiresAt) {
-      // Someone stored a newer entry: it counts as a store, read now.
+    if (hitExpiresAt !== undefined && hitExpiresAt > (s.expiresAt ?? -Infinity)) {
+      // Someone (another gateway) stored a newer entry: it counts as a store, read now.
       s.expiresAt = hitExpiresAt;
       s.storedAt = now;
+      s.read = true;
       s.pending = false;
     }
     this.reschedule(key, s);
@@ -204,6 +209,7 @@ export class RefreshPredictor {
     }
     s.expiresAt = expiresAt;
     s.storedAt = now;
+    s.read = false;
     if (expiresAt > now) s.ttl = expiresAt - now;
     s.pending = false;
     this.reschedule(key, s);
@@ -254,10 +260,9 @@ export class RefreshPredictor {
   shouldRefreshOnHit(key: string, expiresAt: number, now: number): boolean {
     const s = this.keys.peek(key);
     if (!s || s.pending || s.count < this.o.minHits || s.gaps === 0) return false;
-    const std = this.std(s);
-    if (expiresAt - now > this.o.leadMs + this.o.jitterSigmas * std) return false;
-    const regular = std <= this.o.maxCv * s.meanGap;
-    if (!regular && !this.frequentEnough({ ...s, expiresAt, storedAt: s.storedAt ?? now }, now)) return false;
+    if (expiresAt - now > this.o.leadMs + this.o.jitterSigmas * gapStd(s, this.model)) return false;
+    const regular = isRegular(s, this.model);
+    if (!regular && !this.frequentEnough({ ...s, expiresAt, read: true }, now)) return false;
     if (!this.takeBudget(now)) {
       this.counters.budgetDeferrals++;
       return false;
@@ -272,17 +277,12 @@ export class RefreshPredictor {
   }
 
   private fresh(now: number): KeyStats {
+    const base = newAccessStats(now);
     return {
-      count: 0,
-      lastAccess: now,
-      gaps: 0,
-      meanGap: 0,
-      varGap: 0,
-      score: 0,
-      scoreAt: now,
-      firstSeen: now,
+      ...base,
       expiresAt: undefined,
       storedAt: undefined,
+      read: false,
       ttl: undefined,
       pending: false,
       version: 0,
@@ -290,44 +290,26 @@ export class RefreshPredictor {
   }
 
   /**
-   * Standard deviation of the inter-arrival time. While the weights are still 1/n it applies
-   * Bessel's n/(n-1), so a handful of random gaps rarely looks regular by chance.
-   */
-  private std(s: KeyStats): number {
-    const n = s.gaps;
-    return Math.sqrt(n > 1 && n < 1 / this.o.alpha ? (s.varGap * n) / (n - 1) : s.varGap);
-  }
-
-  private decayedScore(s: KeyStats, now: number): number {
-    return s.score * Math.pow(2, -Math.max(0, now - s.scoreAt) / this.o.frequencyHalfLifeMs);
-  }
-
-  /**
    * An irregular key is renewed when P(≥ 1 access within one TTL) ≥ minHitProbability under a
-   * Poisson model, and the expiring entry was read since it was stored. The decayed score n is
-   * a count over an effective window T = H/ln 2 (shorter while the key is younger than that:
-   * the bias correction of Adam's moment estimates); the rate used is the one-sigma lower bound
-   * (n − √n)/T, so a chance burst of a rare key (n ≈ 3) does not pass for a hot key.
+   * Poisson model with a conservative rate, and the expiring entry was read since it was stored.
    */
   private frequentEnough(s: KeyStats, now: number): boolean {
-    if (s.ttl === undefined || s.storedAt === undefined || s.lastAccess < s.storedAt) return false;
-    const H = this.o.frequencyHalfLifeMs;
-    const window = (H / Math.LN2) * (1 - Math.pow(2, -Math.max(1, now - s.firstSeen) / H));
-    const n = this.decayedScore(s, now);
-    const rate = Math.max(0, n - Math.sqrt(n)) / window;
-    return 1 - Math.exp(-rate * s.ttl) >= this.o.minHitProbability;
+    if (s.ttl === undefined || !s.read) return false;
+    return 1 - Math.exp(-rateLowerBound(s, now, this.model) * s.ttl) >= this.o.minHitProbability;
   }
 
   /** When (if ever) the key should be refreshed, given its current statistics and entry. */
   private plan(s: KeyStats): Plan | undefined {
     if (s.pending || s.count < this.o.minHits || s.gaps === 0) return undefined;
-    const std = this.std(s);
-    const slack = this.o.jitterSigmas * std;
-    if (std <= this.o.maxCv * s.meanGap) {
+    const slack = this.o.jitterSigmas * gapStd(s, this.model);
+    if (isRegular(s, this.model)) {
       const next = s.lastAccess + s.meanGap;
       // The cached entry will still serve the predicted access, late arrival included.
       if (s.expiresAt !== undefined && s.expiresAt >= next + slack) return undefined;
-      const dueAt = next - this.o.leadMs - slack;
+      // Early enough for an early arrival; but when the TTL is shorter than the arrival window,
+      // late enough that the new entry still stands at the late end of it.
+      const early = next - this.o.leadMs - slack;
+      const dueAt = s.ttl === undefined ? early : Math.min(next - this.o.leadMs, Math.max(early, next + slack - s.ttl));
       // Stored inside this prediction's window already: one refresh per predicted access, even
       // when the window (lead + jitter) is longer than the TTL and the refresh cannot cover it.
       if (s.storedAt !== undefined && s.storedAt >= dueAt) return undefined;

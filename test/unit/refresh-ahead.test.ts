@@ -1,5 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import {
+  gapStd,
+  isRegular,
+  newAccessStats,
+  rateLowerBound,
+  recordArrival,
+  type AccessModel,
+} from '../../src/cache/access-stats.js';
 import { MinHeap } from '../../src/cache/min-heap.js';
 import { RefreshPredictor, type RefreshPredictorOptions } from '../../src/cache/refresh-ahead.js';
 
@@ -200,9 +208,11 @@ describe('RefreshPredictor', () => {
     assert.deepEqual(p.due(390 * S), []);
     assert.deepEqual(p.due(395 * S), ['k']);
     assert.deepEqual(p.due(396 * S), [], 'pending until stored');
-    assert.deepEqual(p.due(399 * S), []);
+    // The predicted request arrives before the refresh has landed; a new prediction (500 s)
+    // still waits for the store of the one in flight.
+    p.recordAccess('k', 400 * S);
+    assert.deepEqual(p.due(499 * S), [], 'pending until stored');
     p.recordStore('k', 696 * S, 396 * S);
-    p.recordAccess('k', 400 * S, 696 * S);
     assert.deepEqual(p.due(600 * S), [], 'the refreshed entry covers the access at 500 s');
     p.recordAccess('k', 500 * S, 696 * S);
     p.recordAccess('k', 600 * S, 696 * S);
@@ -229,6 +239,48 @@ describe('RefreshPredictor', () => {
     assert.throws(() => new RefreshPredictor({ minHits: 1 }), /minHits/);
     assert.throws(() => new RefreshPredictor({ alpha: 0 }), /alpha/);
     assert.throws(() => new RefreshPredictor({ maxRefreshesPerInterval: 1.5 }), /maxRefreshesPerInterval/);
+  });
+});
+
+describe('access statistics', () => {
+  const m: AccessModel = { alpha: 0.3, maxCv: 0.2, minGapMs: 1000, halfLifeMs: 600 * S, foldAfterGaps: 3 };
+
+  it('treats concurrent identical requests as one arrival, never as a zero period', () => {
+    const s = newAccessStats(0);
+    for (let i = 0; i < 5; i++) recordArrival(s, 10, m);
+    assert.equal(s.count, 5);
+    assert.equal(s.gaps, 0);
+    assert.equal(isRegular(s, m), false);
+    for (let beat = 1; beat <= 4; beat++) for (let i = 0; i < 3; i++) recordArrival(s, 10 + beat * 60 * S + i * 200, m);
+    assert.equal(s.gaps, 4);
+    assert.equal(s.meanGap, 60 * S);
+    assert.equal(isRegular(s, m), true);
+  });
+
+  it('reads a gap of about k periods as skipped beats of a regular key, not of a random one', () => {
+    const s = newAccessStats(0);
+    for (let i = 0; i <= 5; i++) recordArrival(s, i * 100 * S, m);
+    recordArrival(s, 5 * 100 * S + 301 * S, m); // two beats skipped
+    assert.ok(Math.abs(s.meanGap - 100 * S) < 1 * S, `period kept (${s.meanGap})`);
+    assert.equal(isRegular(s, m), true);
+    const r = newAccessStats(0);
+    for (const t of [0, 40, 200, 230, 500]) recordArrival(r, t * S, m);
+    assert.equal(isRegular(r, m), false);
+    const before = r.meanGap;
+    recordArrival(r, 500 * S + 2 * before, m);
+    assert.ok(r.meanGap > before, 'an irregular key learns the long gap as it is');
+  });
+
+  it('gives a lower-bound rate: a burst of 3 is not a hot key, a steady stream is', () => {
+    // A key known for an hour, then three requests in a minute (n ≈ 3 over a window of H/ln 2).
+    const burst = newAccessStats(0);
+    for (const t of [0, 3600, 3630, 3660]) recordArrival(burst, t * S, m);
+    assert.ok(rateLowerBound(burst, 3660 * S, m) * 300 * S < Math.LN2, 'below P(hit in 5 min) = 0.5');
+    const steady = newAccessStats(0);
+    for (let t = 0; t <= 1800; t += 10) recordArrival(steady, t * S, m);
+    const rate = rateLowerBound(steady, 1800 * S, m) * S;
+    assert.ok(rate > 0.07 && rate <= 0.1, `close to, and not above, 1 per 10 s (${rate})`);
+    assert.ok(gapStd(steady, m) < 1);
   });
 });
 
