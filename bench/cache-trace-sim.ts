@@ -1,3 +1,4 @@
+import { mulberry32 } from '../scripts/models/prng.js';
 import { RefreshPredictor, type RefreshPredictorOptions } from '../src/cache/refresh-ahead.js';
 
 /** Parameters of the generated access trace. Times in seconds. */
@@ -27,18 +28,6 @@ export interface Access {
   key: string;
   /** The client's period, for periodic keys. */
   periodS?: number;
-}
-
-/** Deterministic PRNG (mulberry32): the same seed gives the same trace on every machine. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Generates the periodic + Zipf trace, sorted by time. */

@@ -1,3 +1,4 @@
+import { mulberry32 } from '../../scripts/models/prng.js';
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import {
@@ -52,17 +53,8 @@ class Sim {
   }
 }
 
-/** Deterministic PRNG (mulberry32) so random traces are reproducible. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG so random traces are reproducible. */
+const rng = mulberry32;
 
 /** Runs `events` (sorted [time, key]) through a Sim, ticking due() every second in between. */
 function run(sim: Sim, events: [number, string][], end: number): void {

@@ -5,11 +5,10 @@ import { canonicalJson } from '../../cache/cache-key.js';
 import { AppError } from '../../errors/index.js';
 import { decodeFailure, type InferJobData, type InferJobResult } from '../../queue/job.js';
 import { priorityFor, priorityPolicy } from '../../queue/priority.js';
-import type { RegistrySnapshot } from '../../skills/registry.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
-import { enforceLimit, resolveRequest } from './request.js';
+import { enforceLimit, registrySnapshot, resolveRequest } from './request.js';
 
 const idempotencyKeyPattern = /^[\x21-\x7e]{1,128}$/;
 const jobIdPattern = /^[ai]-[A-Za-z0-9-]{1,64}$/;
@@ -25,13 +24,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
   const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false });
   const policy = priorityPolicy(config);
 
-  async function snapshot(): Promise<RegistrySnapshot> {
-    try {
-      return await skills.get();
-    } catch (err) {
-      throw new AppError('QUEUE_UNAVAILABLE', 'the skill registry is not reachable', undefined, { cause: err });
-    }
-  }
+  const snapshot = () => registrySnapshot(skills);
 
   router.post('/v1/jobs', json, async function submitJob(req, res) {
     const { skill, rest } = splitSkill(req.body);

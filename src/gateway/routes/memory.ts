@@ -12,6 +12,7 @@ import {
 } from '../../memory/validation.js';
 import { priorityFor, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
+import { registrySnapshot } from './request.js';
 
 /** A triple as the API shows it (snake_case, ISO times). */
 function present(t: StoredTriple) {
@@ -87,12 +88,7 @@ export function memoryRoutes({
     const body = parseExtractBody(req.body, config.MAX_INPUT_CHARS);
     const skill = config.MEMORY_EXTRACT_SKILL;
     const task = config.MEMORY_EXTRACT_TASK;
-    let snapshot;
-    try {
-      snapshot = await skills.get();
-    } catch (err) {
-      throw new AppError('QUEUE_UNAVAILABLE', 'the skill registry is not reachable', undefined, { cause: err });
-    }
+    const snapshot = await registrySnapshot(skills);
     const info = snapshot.catalogue.get(skill);
     if (!info || !info.tasks.includes(task)) {
       throw new AppError('SKILL_UNAVAILABLE', `extraction needs the "${task}" task of the ${skill} skill`, {

@@ -4,8 +4,18 @@ import type { LimitDecision } from '../../cache/token-bucket.js';
 import type { Config } from '../../config/index.js';
 import { AppError } from '../../errors/index.js';
 import type { InferJobData } from '../../queue/job.js';
+import type { SkillDirectory } from '../deps.js';
 import type { RegistrySnapshot, SkillInfo } from '../../skills/registry.js';
 import { type InferBody, parseDeadline, skillNamePattern } from '../validation.js';
+
+/** The registry snapshot; a registry that cannot be read is 503 QUEUE_UNAVAILABLE. */
+export async function registrySnapshot(skills: SkillDirectory): Promise<RegistrySnapshot> {
+  try {
+    return await skills.get();
+  } catch (err) {
+    throw new AppError('QUEUE_UNAVAILABLE', 'the skill registry is not reachable', undefined, { cause: err });
+  }
+}
 
 /** An inference request checked against the registry: the skill exists and offers the task. */
 export interface ResolvedRequest {

@@ -8,7 +8,7 @@ import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
 import { fromWireTensor } from '../tensors.js';
 import { parseInferBody } from '../validation.js';
-import { enforceLimit, resolveRequest } from './request.js';
+import { enforceLimit, registrySnapshot, resolveRequest } from './request.js';
 import { describeModels } from './skill-models.js';
 
 /** `GET /v1/skills`, `GET /v1/skills/:skill`, `POST /v1/skills/:skill/infer`. */
@@ -20,13 +20,7 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
     type: ['application/json', 'application/*+json'],
   });
 
-  async function snapshot(): Promise<RegistrySnapshot> {
-    try {
-      return await skills.get();
-    } catch (err) {
-      throw new AppError('QUEUE_UNAVAILABLE', 'the skill registry is not reachable', undefined, { cause: err });
-    }
-  }
+  const snapshot = () => registrySnapshot(skills);
 
   function describe(s: RegistrySnapshot) {
     return [...s.catalogue.values()]
