@@ -42,7 +42,7 @@ describe('loadConfig', () => {
   });
 
   it('adds the openai skill when an upstream is configured, unless SKILLS is explicit', () => {
-    assert.deepEqual(loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:8000/v1' }).SKILLS, ['nlp', 'openai']);
+    assert.deepEqual(loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:8000/v1' }).SKILLS, ['nlp', 'onnx', 'openai']);
     assert.deepEqual(loadConfig({ OPENAI_BASE_URL: 'http://127.0.0.1:8000/v1', SKILLS: 'nlp' }).SKILLS, ['nlp']);
     assert.throws(() => loadConfig({ SKILLS: 'nlp,openai' }), /OPENAI_BASE_URL: the openai skill .* needs the URL/);
     assert.throws(() => loadConfig({ OPENAI_BASE_URL: 'ftp://x' }), /OPENAI_BASE_URL: .* \(got "ftp:\/\/x"\)/);
