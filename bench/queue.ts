@@ -167,9 +167,21 @@ async function overhead(c: BenchCluster): Promise<{ cluster: number[]; direct: n
 /** Part 3: `n` identical requests at once (same input, same key); model runs by GetMetrics. */
 async function coalescing(c: BenchCluster, n: number): Promise<{ runs: number; ok: number; distinctOutputs: number }> {
   const http = keepAliveClient(n);
+  const headers = { ...c.headers, 'cache-control': 'no-store' };
+  // Open the n connections first (distinct inputs), so the identical burst is not spread out by
+  // n TCP handshakes.
+  const warm = randomUUID();
+  await Promise.all(
+    Array.from({ length: n }, (_, i) =>
+      http.post(
+        `${c.endpoint}/v1/skills/nlp/infer`,
+        headers,
+        JSON.stringify({ input: `Warm ${warm} ${i}.`, task: 'tokens' }),
+      ),
+    ),
+  );
   const before = await skillItemsComputed(c.config.KEY_PREFIX, 'nlp', c.config.REDIS_URL);
   const body = JSON.stringify({ input: `Coalesce these, please ${randomUUID()}.`, task: 'tokens' });
-  const headers = { ...c.headers, 'cache-control': 'no-store' };
   try {
     const answers = await Promise.all(
       Array.from({ length: n }, () => http.post(`${c.endpoint}/v1/skills/nlp/infer`, headers, body)),
@@ -312,8 +324,9 @@ function report(r: {
       `**${fmt(ratio, 2)}×** (pairs: ${r.heavyRes.ratios.map((x) => fmt(x, 2)).join(', ')}); the issue's target ` +
       `is ≥ 3×. At ${moderate} connections with batching on, p99 is ${fmt(modP99)} ms, next to the batch delay ` +
       `(max_queue_delay_ms ${r.delayMs}) + one batch's compute (${fmt(modCompute, 2)} ms) = ` +
-      `${fmt(r.delayMs + modCompute, 2)} ms that batching adds at most by design; the rest is the HTTP and queue ` +
-      'path (part 2) and waiting behind other requests.',
+      `${fmt(r.delayMs + modCompute, 2)} ms that batching adds at most by design (p99 with batching off at the ` +
+      `same load: ${fmt(median(r.moderateRes.windows.off.map((w) => w.wrk.p99Ms)))} ms); the rest is the HTTP and ` +
+      'queue path (part 2) and waiting behind other requests on shared cores.',
     '',
     '### 2. Queue-path overhead (nlp `tokens`, one connection)',
     '',
@@ -330,7 +343,8 @@ function report(r: {
     '',
     '### 3. Coalescing',
     '',
-    '100 identical concurrent requests (same input, same key, `no-store`, 100 connections) on the batching-on ' +
+    '100 identical concurrent requests (same input, same key, `no-store`) on 100 keep-alive connections opened ' +
+      'beforehand, on the batching-on ' +
       'cluster; model runs = the nlp replica’s GetMetrics `itemsTotal` after minus before. Three trials, a new ' +
       'input each:',
     '',
