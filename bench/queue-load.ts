@@ -2,18 +2,16 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { mulberry32 } from '../scripts/models/prng.js';
 import { runWrk, type WrkResult } from './wrk.js';
 
 /** Input width of the `mlp` model (models/mlp/config.json: FP32 [-1, 256]). */
 export const MLP_WIDTH = 256;
 
-/** Fixed pseudo-random floats in [-1, 1): the part of every mlp input that does not vary. */
+/** Fixed pseudo-random floats in [-1, 1), 3 decimals: the part of every mlp input that does not vary. */
 export function fixedFloats(n: number, seed = 7): number[] {
-  let s = seed >>> 0;
-  return Array.from({ length: n }, () => {
-    s = (Math.imul(s, 1_664_525) + 1_013_904_223) >>> 0;
-    return Math.round((s / 2 ** 32) * 2_000 - 1_000) / 1_000;
-  });
+  const next = mulberry32(seed);
+  return Array.from({ length: n }, () => Math.round((next() * 2 - 1) * 1_000) / 1_000);
 }
 
 /** One mlp request body; `a` and `b` are the first two floats, the rest is fixed. */
