@@ -19,6 +19,8 @@ export interface BenchCluster extends Stack {
   config: Config;
   /** Headers every infer request needs: the cluster's development API key. */
   headers: Record<string, string>;
+  /** nginx's public origin, e.g. http://127.0.0.1:41234. */
+  endpoint: string;
   /** Synchronous last resort on process exit: SIGKILL every process of the cluster. */
   killSync(): void;
 }
@@ -27,7 +29,11 @@ export interface BenchCluster extends Stack {
  * The real cluster, started in process on free ports with its own key prefix and run
  * directory, so it never collides with a dev cluster (or its queues) on the same machine.
  */
-export async function startBenchCluster(print: (line: string) => void): Promise<BenchCluster> {
+export async function startBenchCluster(
+  print: (line: string) => void,
+  /** Environment on top of the bench's own (e.g. SKILLS, BATCH_MAX_SIZE); it wins. */
+  extraEnv: Record<string, string> = {},
+): Promise<BenchCluster> {
   const gatewayBase = await freePortPair();
   let publicPort = await freePort();
   while (publicPort === gatewayBase || publicPort === gatewayBase + 1) publicPort = await freePort();
@@ -50,6 +56,7 @@ export async function startBenchCluster(print: (line: string) => void): Promise<
     RATE_LIMITS: `free=${NO_LIMIT},standard=${NO_LIMIT},premium=${NO_LIMIT}`,
     NGINX_RATE_PER_IP: String(NO_LIMIT_PER_S),
     NGINX_BURST_PER_IP: String(NO_LIMIT_PER_S),
+    ...extraEnv,
   };
   // Each child loads its own config from the environment it is given: hand it the same one.
   const env = { ...process.env, ...overrides };
@@ -66,6 +73,7 @@ export async function startBenchCluster(print: (line: string) => void): Promise<
   return {
     config,
     url: `${cluster.endpoint}/v1/skills/nlp/infer`,
+    endpoint: cluster.endpoint,
     headers: { Authorization: `Bearer ${cluster.devKey.key}` },
     async stop() {
       try {
