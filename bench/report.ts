@@ -145,9 +145,10 @@ stopped before the ceilings start. Ceilings answer \`GET /\` with \`{"ok":true}\
 nginx template (least_conn, upstream keepalive). These are single runs on a machine that may be shared:
 compare the ratios within one run rather than absolute figures across runs.
 
-Infer requests carry the cluster's development API key and \`Cache-Control: no-cache\`, so each one is
-computed through Redis/BullMQ and the skill; the "answered from the cache" rows send the same request
-without that header. Rate limits (per key and nginx's per IP) are raised out of reach for the run, as
+Infer requests carry the cluster's development API key, \`Cache-Control: no-cache\` and a different
+input each (bench/post-distinct.lua), so each one is computed through Redis/BullMQ and the skill and
+no two share work by coalescing; the "answered from the cache" rows send one fixed request without
+that header. Rate limits (per key and nginx's per IP) are raised out of reach for the run, as
 all load comes from one key and one IP: their checks still run on every request.
 ${errors > 0 ? `\n**Warning: ${errors} requests failed in this run (non-2xx or socket errors); the figures below are not clean.**\n` : ''}
 ${renderTable(measurements)}

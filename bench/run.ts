@@ -31,6 +31,7 @@ import { runWrk } from './wrk.js';
 const CONNECTIONS = [1, 64] as const;
 const WARMUP_S = 2;
 const postLua = fileURLToPath(new URL('./post.lua', import.meta.url));
+const postDistinctLua = fileURLToPath(new URL('./post-distinct.lua', import.meta.url));
 const docPath = fileURLToPath(new URL('../docs/BENCHMARKS.md', import.meta.url));
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -108,10 +109,13 @@ async function main(): Promise<void> {
     current = cluster;
     const nginxBin = findNginx(cluster.config);
     print(`bench: ${durationS} s per measurement after a ${WARMUP_S} s warm-up`);
-    // no-cache: every request is computed through the queue and the skill (the infer path proper).
+    // no-cache and a different input on every request: each one is computed through the queue and
+    // the skill (the infer path proper); neither the cache nor coalescing can share work.
     const computed = { ...cluster.headers, 'Cache-Control': 'no-cache' };
     await expectCache(cluster.url, computed, 'MISS');
-    measurements.push(...(await measure('infer', { url: cluster.url, headers: computed, script: postLua }, durationS)));
+    measurements.push(
+      ...(await measure('infer', { url: cluster.url, headers: computed, script: postDistinctLua }, durationS)),
+    );
     const breakdown = await sampleBreakdown(cluster.url, computed);
     // Without it, the same body is answered from the cache the runs above filled.
     await expectCache(cluster.url, cluster.headers, 'HIT');
