@@ -11,11 +11,9 @@
  *
  *   npm run bench:batching [-- --pairs 4 --seconds 6 --warmup 8 --connections 64 --no-write]
  */
+import { benchmarksPath, writeSection } from './doc-section.js';
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { http, startTestCluster } from '../test/helpers/cluster.js';
 import { testConfig } from '../test/helpers/env.js';
@@ -206,25 +204,10 @@ function report(windows: Record<ModeName, Window[]>, ratios: number[]): void {
     'dominates (ONNX, GPU) gain more; that benchmark needs the ONNX model.',
   ];
   process.stdout.write(`\n${lines.join('\n')}\n`);
-  if (!args['no-write']) writeSection('batching', lines.join('\n'));
-}
-
-/** Replaces this benchmark's marked section of docs/BENCHMARKS.md (created if missing), keeping the rest. */
-function writeSection(name: string, body: string): void {
-  const file = join(dirname(fileURLToPath(import.meta.url)), '..', 'docs', 'BENCHMARKS.md');
-  const start = `<!-- bench:${name}:start -->`;
-  const end = `<!-- bench:${name}:end -->`;
-  const section = `${start}\n${body}\n${end}`;
-  mkdirSync(dirname(file), { recursive: true });
-  const current = existsSync(file) ? readFileSync(file, 'utf8') : '# Benchmarks\n';
-  const i = current.indexOf(start);
-  const j = current.indexOf(end);
-  const next =
-    i >= 0 && j > i
-      ? current.slice(0, i) + section + current.slice(j + end.length)
-      : `${current.trimEnd()}\n\n${section}\n`;
-  writeFileSync(file, next);
-  process.stdout.write(`\nwrote ${file}\n`);
+  if (!args['no-write']) {
+    writeSection('batching', lines.join('\n'));
+    process.stdout.write(`\nwrote ${benchmarksPath}\n`);
+  }
 }
 
 main().catch((err: unknown) => {

@@ -5,10 +5,8 @@
  *
  *   npm run bench:cache-trace
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { benchmarksPath, writeSection } from './doc-section.js';
 import { cpus, release } from 'node:os';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { generateTrace, simulate, type Policy, type SimResult, type TraceParams } from './cache-trace-sim.js';
 
 const TRACE: TraceParams = {
@@ -35,10 +33,6 @@ const POLICIES: Policy[] = [
   { name: 'predictive warming, periodic keys only', predictor: { ...PREDICTOR, minHitProbability: 2 } },
   { name: 'predictive warming, 2 gateways', predictor: PREDICTOR, gateways: 2 },
 ];
-
-const START = '<!-- bench:cache-trace:start -->';
-const END = '<!-- bench:cache-trace:end -->';
-const DOC = resolve(dirname(fileURLToPath(import.meta.url)), '../docs/BENCHMARKS.md');
 
 const pct = (part: number, whole: number) => (whole === 0 ? '–' : ((100 * part) / whole).toFixed(1) + ' %');
 const int = (v: number) => v.toLocaleString('en-US');
@@ -106,7 +100,6 @@ function machine(): string {
 function renderSection(results: SimResult[], traceSize: number, periodic: number, wallS: number): string {
   const t = TRACE;
   return [
-    START,
     '## Refresh-ahead on a generated access trace (issue 4)',
     '',
     `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} with:`,
@@ -137,22 +130,7 @@ function renderSection(results: SimResult[], traceSize: number, periodic: number
     renderTable(results),
     '',
     tradeOff(results, 300),
-    END,
   ].join('\n');
-}
-
-function writeSection(section: string): void {
-  mkdirSync(dirname(DOC), { recursive: true });
-  const header =
-    '# Benchmarks\n\nFigures written by the benchmarks themselves; each section names the command that reproduces it.\n';
-  const doc = existsSync(DOC) ? readFileSync(DOC, 'utf8') : header;
-  const from = doc.indexOf(START);
-  const to = doc.indexOf(END);
-  const next =
-    from >= 0 && to > from
-      ? doc.slice(0, from) + section + doc.slice(to + END.length)
-      : doc.replace(/\n*$/, '\n\n') + section + '\n';
-  writeFileSync(DOC, next);
 }
 
 function main(): void {
@@ -174,8 +152,8 @@ function main(): void {
     );
   }
   console.log('\n' + tradeOff(results, 300));
-  writeSection(renderSection(results, trace.length, periodic, wallS));
-  console.log(`\nwrote ${DOC}`);
+  writeSection('cache-trace', renderSection(results, trace.length, periodic, wallS));
+  console.log(`\nwrote ${benchmarksPath}`);
 }
 
 main();

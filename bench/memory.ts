@@ -5,9 +5,8 @@
  *
  *   npm run bench:memory [-- --triples 1000000 --tenants 100 --keep]
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { benchmarksPath, writeSection } from './doc-section.js';
 import { cpus } from 'node:os';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.js';
 import { migrate } from '../src/db/migrate.js';
@@ -32,7 +31,6 @@ const PER_SUBJECT = 10;
 const SUBJECTS = Math.max(1, Math.floor(PER_TENANT / PER_SUBJECT));
 const QUERIES = Number(args.queries);
 const SCHEMA = 'bench_memory';
-const docPath = fileURLToPath(new URL('../docs/BENCHMARKS.md', import.meta.url));
 
 const config = loadConfig();
 const pool = createPgPool(config.DATABASE_URL, { name: 'bench-memory', schema: SCHEMA, max: 9 });
@@ -128,18 +126,6 @@ const randomSubject = () => `subject-${Math.floor(Math.random() * SUBJECTS)}`;
 async function explain(text: string, values: unknown[]): Promise<string> {
   const { rows } = await pool.query<{ 'QUERY PLAN': string }>(`EXPLAIN (ANALYZE, BUFFERS) ${text}`, values);
   return rows.map((r) => r['QUERY PLAN']).join('\n');
-}
-
-function writeSection(body: string): void {
-  const startMark = '<!-- bench:memory:start -->';
-  const endMark = '<!-- bench:memory:end -->';
-  const section = `${startMark}\n${body.trim()}\n${endMark}`;
-  const doc = existsSync(docPath) ? readFileSync(docPath, 'utf8') : '# Benchmarks\n';
-  const a = doc.indexOf(startMark);
-  const b = doc.indexOf(endMark);
-  const next =
-    a >= 0 && b > a ? doc.slice(0, a) + section + doc.slice(b + endMark.length) : `${doc.trimEnd()}\n\n${section}\n`;
-  writeFileSync(docPath, next);
 }
 
 async function main(): Promise<void> {
@@ -252,8 +238,8 @@ Total run ${fmt((Date.now() - began) / 1000, 0)} s. The schema \`${SCHEMA}\` is 
 `;
   log(section);
   if (!args['no-write']) {
-    writeSection(section);
-    log(`wrote the memory section of ${docPath}`);
+    writeSection('memory', section);
+    log(`wrote the memory section of ${benchmarksPath}`);
   }
 }
 

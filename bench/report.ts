@@ -1,5 +1,3 @@
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname } from 'node:path';
 import type { Breakdown } from './breakdown.js';
 import type { WrkResult } from './wrk.js';
 
@@ -41,8 +39,6 @@ export interface Ratio {
   value: number;
 }
 
-const START = '<!-- bench:e2e:start -->';
-const END = '<!-- bench:e2e:end -->';
 const HEADING = '## End-to-end infer path vs ceilings (issue 2)';
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) + ' ms';
@@ -117,7 +113,7 @@ export function errorCount(measurements: Measurement[]): number {
   return measurements.reduce((sum, m) => sum + m.result.non2xx + m.result.socketErrors, 0);
 }
 
-/** This bench's section of docs/BENCHMARKS.md, markers included. */
+/** This bench's section of docs/BENCHMARKS.md (doc-section.ts adds the markers). */
 export function renderSection(
   env: Environment,
   measurements: Measurement[],
@@ -126,8 +122,7 @@ export function renderSection(
 ): string {
   const errors = errorCount(measurements);
   const b = breakdown;
-  return `${START}
-${HEADING}
+  return `${HEADING}
 
 Measured ${env.date} at ${env.revision} with:
 
@@ -163,24 +158,5 @@ infer handler (nginx, the gateway's Express stack and body parsing, the client) 
 ${ms(b.skillMs)} for the dispatcher's gRPC round trip to the skill (model compute ${ms(b.computeMs)}) and
 ${ms(b.queueingMs)} for Redis and BullMQ (the rate-limit round trip, enqueue, pick-up, completion, the pub/sub message back).
 
-${interpretation}
-${END}`;
-}
-
-/**
- * Replaces this bench's section of the document between its markers, keeping every other
- * section; appends the section when the markers are missing, creates the file when it is.
- */
-export function writeSection(path: string, section: string): void {
-  const current = existsSync(path)
-    ? readFileSync(path, 'utf8')
-    : '# Benchmarks\n\nFigures written by the benchmarks themselves; each section names the command that reproduces it.\n';
-  const start = current.indexOf(START);
-  const end = current.indexOf(END);
-  const next =
-    start >= 0 && end > start
-      ? current.slice(0, start) + section + current.slice(end + END.length)
-      : `${current.trimEnd()}\n\n${section}\n`;
-  mkdirSync(dirname(path), { recursive: true });
-  writeFileSync(path, next);
+${interpretation}`;
 }

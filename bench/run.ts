@@ -3,6 +3,7 @@
  * connections, next to two ceilings measured in the same run (nginx → 2 × minimal Express,
  * nginx → 2 × bare node:http). Prints the figures and writes them to docs/BENCHMARKS.md.
  */
+import { benchmarksPath, writeSection } from './doc-section.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, type } from 'node:os';
@@ -24,7 +25,6 @@ import {
   renderTable,
   STACK_LABELS,
   type StackName,
-  writeSection,
 } from './report.js';
 import { runWrk } from './wrk.js';
 
@@ -32,7 +32,6 @@ const CONNECTIONS = [1, 64] as const;
 const WARMUP_S = 2;
 const postLua = fileURLToPath(new URL('./post.lua', import.meta.url));
 const postDistinctLua = fileURLToPath(new URL('./post-distinct.lua', import.meta.url));
-const docPath = fileURLToPath(new URL('../docs/BENCHMARKS.md', import.meta.url));
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -151,8 +150,8 @@ async function main(): Promise<void> {
     print(
       `\n${renderTable(measurements)}\n\n${renderRatios([...ratios(measurements, 64), ...ratios(measurements, 1)])}\n`,
     );
-    writeSection(docPath, renderSection(env, measurements, breakdown, interpret(measurements, breakdown, env.cores)));
-    print(`bench: wrote ${docPath}`);
+    writeSection('e2e', renderSection(env, measurements, breakdown, interpret(measurements, breakdown, env.cores)));
+    print(`bench: wrote ${benchmarksPath}`);
     const errors = errorCount(measurements);
     if (errors > 0) {
       print(`bench: ⚠ ${errors} requests failed (non-2xx or socket errors); the figures are not clean.`);

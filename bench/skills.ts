@@ -9,8 +9,8 @@
  *
  *   npm run bench:skills [-- --seconds 3]
  */
+import { benchmarksPath, writeSection } from './doc-section.js';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
@@ -28,7 +28,6 @@ const WIDTH = 256;
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 3;
 const repository = fileURLToPath(new URL('../models', import.meta.url));
-const docFile = fileURLToPath(new URL('../docs/BENCHMARKS.md', import.meta.url));
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)] ?? NaN;
@@ -85,21 +84,6 @@ async function startServer(): Promise<{ port: number; stop: () => void }> {
     child.once('exit', (code) => reject(new Error(`the skill server exited (${code})`)));
   });
   return { port, stop: () => child.disconnect() };
-}
-
-function writeSection(markdown: string): void {
-  const start = '<!-- bench:skills:start -->';
-  const end = '<!-- bench:skills:end -->';
-  const block = `${start}\n${markdown.trim()}\n${end}`;
-  mkdirSync(fileURLToPath(new URL('../docs', import.meta.url)), { recursive: true });
-  const current = existsSync(docFile) ? readFileSync(docFile, 'utf8') : '# Benchmarks\n';
-  const i = current.indexOf(start);
-  const j = current.indexOf(end);
-  const next =
-    i >= 0 && j > i
-      ? current.slice(0, i) + block + current.slice(j + end.length)
-      : `${current.trimEnd()}\n\n${block}\n`;
-  writeFileSync(docFile, next);
 }
 
 async function main(): Promise<void> {
@@ -176,9 +160,9 @@ encoding, HTTP/2 on loopback, decoding, the server runtime.
 |--:|--:|--:|--:|--:|--:|
 ${overhead.join('\n')}
 `;
-    writeSection(markdown);
+    writeSection('skills', markdown);
     console.log(markdown);
-    console.log(`written to ${docFile}`);
+    console.log(`written to ${benchmarksPath}`);
   } finally {
     client.close();
     await backend.unload();
