@@ -44,6 +44,9 @@ interface Waiter {
   reject: (e: AppError) => void;
 }
 
+/** How long a completed coalesced job may still be joined by an identical request, in s. */
+const COALESCED_KEEP_S = 2;
+
 /** Window in which a tenant's submissions to a skill count as its backlog (for fair priorities). */
 const BACKLOG_WINDOW_S = 10;
 
@@ -99,23 +102,51 @@ export class JobProducer {
 
   /** Enqueues one inference and resolves with its result, or rejects when `data.deadlineAt` passes. */
   async run(data: InferJobData & { deadlineAt: number }, opts: RunOptions): Promise<InferJobResult> {
-    // A coalesced job is removed as soon as it finishes, so a later identical request computes
-    // afresh (the response cache, not the queue, decides about reuse).
     const id = opts.coalesceId ?? randomUUID();
     const done = this.wait(data.skill, id, data.deadlineAt - Date.now());
     try {
-      await this.queue(data.skill).add('infer', data, {
-        jobId: id,
-        priority: opts.priority,
-        attempts: 1,
-        // Kept only for a waiter that lost its message; the count bounds Redis memory under load.
-        removeOnComplete: opts.coalesceId ? true : { age: this.deps.retentionS, count: 1_000 },
-        removeOnFail: opts.coalesceId ? true : { age: this.deps.retentionS, count: 1_000 },
-      });
+      const queue = this.queue(data.skill);
+      await this.enqueue(queue, data, id, opts);
+      if (opts.coalesceId) await this.joinFinished(queue, data, id, opts);
     } catch (err) {
       this.settle(id, (w) => w.reject(new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err })));
     }
     return done;
+  }
+
+  private enqueue(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<unknown> {
+    return queue.add('infer', data, {
+      jobId: id,
+      priority: opts.priority,
+      attempts: 1,
+      // A coalesced job stays a moment after it completes, so identical requests that arrive
+      // just after it finished share its result too (see joinFinished); a failed one goes at
+      // once, so the next identical request tries afresh. Other jobs are kept only for a waiter
+      // that lost its message; the count bounds Redis memory under load.
+      removeOnComplete: opts.coalesceId
+        ? { age: COALESCED_KEEP_S, count: 1_000 }
+        : { age: this.deps.retentionS, count: 1_000 },
+      removeOnFail: opts.coalesceId ? true : { age: this.deps.retentionS, count: 1_000 },
+    });
+  }
+
+  /**
+   * Adding an id that exists is a no-op, and a job that already completed publishes nothing
+   * more: a request that joined one reads its result here (one HMGET). A completed job older
+   * than the join window (BullMQ trims finished jobs only when others finish, so on a quiet
+   * queue one can linger) is replaced by a fresh one.
+   */
+  private async joinFinished(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<void> {
+    const [finishedOn, returnvalue] = await this.deps.redis.hmget(queue.toKey(id), 'finishedOn', 'returnvalue');
+    if (!finishedOn) return; // waiting or running: its completion message is still to come
+    if (returnvalue && Date.now() - Number(finishedOn) <= COALESCED_KEEP_S * 1000) {
+      const result = JSON.parse(returnvalue) as InferJobResult;
+      this.settle(id, (w) => w.resolve(result));
+      return;
+    }
+    // Stale: computed afresh. If another gateway got there first, its job is the one joined.
+    await queue.remove(id).catch(() => 0);
+    await this.enqueue(queue, data, id, opts);
   }
 
   /** Enqueues without waiting (async jobs); an existing job id returns the existing job. */

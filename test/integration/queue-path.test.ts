@@ -59,6 +59,25 @@ describe('the queue path: coalescing, deadlines, overload, async jobs, stalled-j
     assert.equal((await skillItemsComputed(config.KEY_PREFIX, 'nlp')) - before, 1);
   });
 
+  it('lets an identical request that arrives just after the job finished share its result, not a later one', async () => {
+    const input = `Arrive late ${randomUUID()}`;
+    const noStore = { 'cache-control': 'no-store' };
+    const before = await skillItemsComputed(config.KEY_PREFIX, 'nlp');
+    const first = await infer(keys.a!, { input }, noStore);
+    // Sent once the first answer is back: its job has completed and published its message.
+    const straggler = await infer(keys.a!, { input }, noStore);
+    assert.equal(first.status, 200, first.text);
+    assert.equal(straggler.status, 200, straggler.text);
+    assert.deepEqual(straggler.body.output, first.body.output);
+    assert.equal((await skillItemsComputed(config.KEY_PREFIX, 'nlp')) - before, 1, 'the straggler joined');
+    // Past the join window the finished job is replaced, and the model runs again.
+    await new Promise((r) => setTimeout(r, 2_500));
+    const later = await infer(keys.a!, { input }, noStore);
+    assert.equal(later.status, 200, later.text);
+    assert.deepEqual(later.body.output, first.body.output);
+    assert.equal((await skillItemsComputed(config.KEY_PREFIX, 'nlp')) - before, 2, 'computed afresh');
+  });
+
   it('answers 504 DEADLINE_EXCEEDED when the deadline passes in the queue, and drops the job', async () => {
     await dispatcher().stop(5_000);
     try {
