@@ -10,37 +10,46 @@ export interface RedisGuardOptions {
   onStateChange?: (state: 'open' | 'half-open' | 'closed') => void;
 }
 
+interface Part {
+  /** Its commands' positions in the batch's pipeline: [from, to). */
+  from: number;
+  to: number;
+  resolve: (results: unknown[]) => void;
+  reject: (err: unknown) => void;
+}
+
+interface Batch {
+  pipeline: ChainableCommander;
+  parts: Part[];
+}
+
 /**
  * Redis behind a circuit breaker, for the gateway's hot path. A call fails at once while the
  * connection is not ready or the breaker is open, so no request waits on a dead Redis; after
  * `resetMs` one call is let through, and success closes the breaker again.
+ *
+ * Calls made in the same turn of the event loop share one pipeline, sent when the turn's I/O
+ * has been handled (setImmediate): under load, the requests that arrived together cost Redis
+ * one write and one read instead of one each, and each call still gets exactly its own
+ * commands' results in one round trip. ioredis's own auto-pipelining flushes on
+ * process.nextTick, which runs after every socket's callback, so it never groups requests that
+ * arrive on different connections.
  */
 export class RedisGuard {
-  private readonly breaker: CircuitBreaker<[(p: ChainableCommander) => void], unknown[]>;
+  private readonly breaker: CircuitBreaker<[ChainableCommander], [Error | null, unknown][]>;
+  private batch: Batch | undefined;
 
   constructor(
     private readonly redis: Redis,
     opts: RedisGuardOptions,
   ) {
-    this.breaker = new CircuitBreaker(
-      async (build: (p: ChainableCommander) => void) => {
-        const pipeline = redis.pipeline();
-        build(pipeline);
-        const results = (await pipeline.exec()) ?? [];
-        // A per-command error (e.g. a script error) is a bug, not an outage: surface it as is.
-        return results.map(([err, value]) => {
-          if (err) throw err;
-          return value;
-        });
-      },
-      {
-        timeout: opts.timeoutMs,
-        resetTimeout: opts.resetMs,
-        errorThresholdPercentage: 50,
-        volumeThreshold: 3,
-        rollingCountTimeout: 5_000,
-      },
-    );
+    this.breaker = new CircuitBreaker(async (pipeline: ChainableCommander) => (await pipeline.exec()) ?? [], {
+      timeout: opts.timeoutMs,
+      resetTimeout: opts.resetMs,
+      errorThresholdPercentage: 50,
+      volumeThreshold: 3,
+      rollingCountTimeout: 5_000,
+    });
     this.breaker.on('open', () => opts.onStateChange?.('open'));
     this.breaker.on('halfOpen', () => opts.onStateChange?.('half-open'));
     this.breaker.on('close', () => opts.onStateChange?.('closed'));
@@ -58,18 +67,48 @@ export class RedisGuard {
     return undefined;
   }
 
-  /** Runs the commands `build` adds as one pipeline: one round trip. */
-  async exec(build: (p: ChainableCommander) => void): Promise<unknown[]> {
-    if (this.redis.status !== 'ready') throw new AppError('QUEUE_UNAVAILABLE', 'Redis is not connected');
-    try {
-      return await this.breaker.fire(build);
-    } catch (err) {
-      if (err instanceof AppError) throw err;
-      throw new AppError('QUEUE_UNAVAILABLE', 'Redis did not answer', undefined, { cause: err });
+  /** Runs the commands `build` adds in one round trip (shared with the other calls of this turn). */
+  exec(build: (p: ChainableCommander) => void): Promise<unknown[]> {
+    if (this.redis.status !== 'ready')
+      return Promise.reject(new AppError('QUEUE_UNAVAILABLE', 'Redis is not connected'));
+    let batch = this.batch;
+    if (!batch) {
+      batch = this.batch = { pipeline: this.redis.pipeline(), parts: [] };
+      setImmediate(() => void this.flush());
     }
+    const from = batch.pipeline.length;
+    build(batch.pipeline);
+    const to = batch.pipeline.length;
+    const parts = batch.parts;
+    return new Promise<unknown[]>((resolve, reject) => parts.push({ from, to, resolve, reject }));
   }
 
   shutdown(): void {
     this.breaker.shutdown();
+  }
+
+  private async flush(): Promise<void> {
+    const batch = this.batch;
+    this.batch = undefined;
+    if (!batch) return;
+    let results: [Error | null, unknown][];
+    try {
+      results = await this.breaker.fire(batch.pipeline);
+    } catch (err) {
+      const error =
+        err instanceof AppError
+          ? err
+          : new AppError('QUEUE_UNAVAILABLE', 'Redis did not answer', undefined, { cause: err });
+      for (const part of batch.parts) part.reject(error);
+      return;
+    }
+    for (const part of batch.parts) {
+      const mine = results.slice(part.from, part.to);
+      // A per-command error (e.g. a script error) is a bug, not an outage: that call fails with it.
+      const failed = mine.find(([err]) => err);
+      if (failed)
+        part.reject(new AppError('QUEUE_UNAVAILABLE', 'a Redis command failed', undefined, { cause: failed[0] }));
+      else part.resolve(mine.map(([, value]) => value));
+    }
   }
 }
