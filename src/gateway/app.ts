@@ -4,7 +4,7 @@ import { createInference } from './inference.js';
 import { createGatewayMetrics } from './metrics.js';
 import { authenticate } from './middleware/authenticate.js';
 import { errorHandler, notFound } from './middleware/error-handler.js';
-import { requestContext } from './middleware/request-context.js';
+import { requestContext, requestLogger } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { memoryRoutes } from './routes/memory.js';
@@ -30,13 +30,15 @@ export function createGateway(deps: GatewayDeps): { app: Express; refreshDue: (n
     redisUp: () => deps.redis.available(),
   });
   const inference = createInference(deps, metrics);
-  app.use(requestContext({ instance: deps.instance, logger: deps.logger, metrics }));
-  app.use(healthRoutes(deps));
-  // Everything under /v1 is the API: it needs a key. Health and metrics above do not.
+  requestLogger(app, deps.logger);
+  app.use(requestContext({ instance: deps.instance, metrics }));
+  // Everything under /v1 is the API: it needs a key. Health and metrics below do not. The
+  // infer route comes first: it is the one the traffic is for, and Express tries routes in order.
   app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps, inference));
   app.use(jobRoutes(deps, inference));
   app.use(memoryRoutes(deps));
+  app.use(healthRoutes(deps));
   app.use(notFound());
   app.use(errorHandler());
   return { app, refreshDue: inference.refreshDue };

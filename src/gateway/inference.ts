@@ -33,6 +33,8 @@ export interface Plan {
   cacheKey?: string;
   /** Job id shared by identical in-flight requests (deterministic ones only). */
   coalesceId?: string;
+  /** Epoch ms when the request arrived (or a refresh started): coalescing joins only jobs running then. */
+  arrivedAt: number;
   ttlS: number;
 }
 
@@ -79,7 +81,11 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     recompute: async (p) =>
       (
         await computeAndStore(
-          { ...p, deadlineAt: Date.now() + (config.DEADLINES_MS[p.skill.name] ?? config.REQUEST_TIMEOUT_MS) },
+          {
+            ...p,
+            arrivedAt: Date.now(),
+            deadlineAt: Date.now() + (config.DEADLINES_MS[p.skill.name] ?? config.REQUEST_TIMEOUT_MS),
+          },
           `refresh-${randomUUID()}`,
         )
       ).expiresAt,
@@ -105,8 +111,9 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   ): Plan {
     const deterministic = skill.deterministic || item.temperature === 0;
     const ttlS = config.CACHE_TTLS[skill.name] ?? config.CACHE_TTL_S;
-    const deadlineAt = Date.now() + (deadlineMs ?? config.DEADLINES_MS[skill.name] ?? config.REQUEST_TIMEOUT_MS);
-    const base = { principal, skill, item, directives, ttlS, deadlineAt };
+    const arrivedAt = Date.now();
+    const deadlineAt = arrivedAt + (deadlineMs ?? config.DEADLINES_MS[skill.name] ?? config.REQUEST_TIMEOUT_MS);
+    const base = { principal, skill, item, directives, ttlS, deadlineAt, arrivedAt };
     if (!deterministic) return base;
     const scope = config.CACHE_SHARED_SKILLS.includes(skill.name) ? 'shared' : principal.tenantId;
     const hash = cacheKeyHash({
@@ -241,7 +248,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
           deadlineAt: p.deadlineAt,
           item: p.item,
         },
-        { coalesceId: p.coalesceId, priority },
+        { coalesceId: p.coalesceId, arrivedAt: p.arrivedAt, priority },
       );
     } catch (err) {
       // Redis went away between admission and enqueue: nothing was queued, so call directly.

@@ -29,6 +29,12 @@ export interface ProducerDeps {
 export interface RunOptions {
   /** Set for a deterministic request: identical requests in flight share one job (and one model run). */
   coalesceId?: string;
+  /**
+   * Epoch ms when the request reached the gateway (default: `data.enqueuedAt`). A coalesced
+   * request that arrived before the job finished shares its result even if it reaches Redis
+   * after: the two were in flight at the same time.
+   */
+  arrivedAt?: number;
   priority: number;
 }
 
@@ -44,7 +50,7 @@ interface Waiter {
   reject: (e: AppError) => void;
 }
 
-/** How long a completed coalesced job may still be joined by an identical request, in s. */
+/** How long a completed coalesced job is kept for requests that arrived while it ran, in s. */
 const COALESCED_KEEP_S = 2;
 
 /** Window in which a tenant's submissions to a skill count as its backlog (for fair priorities). */
@@ -119,10 +125,10 @@ export class JobProducer {
       jobId: id,
       priority: opts.priority,
       attempts: 1,
-      // A coalesced job stays a moment after it completes, so identical requests that arrive
-      // just after it finished share its result too (see joinFinished); a failed one goes at
-      // once, so the next identical request tries afresh. Other jobs are kept only for a waiter
-      // that lost its message; the count bounds Redis memory under load.
+      // A coalesced job stays a moment after it completes, for identical requests that arrived
+      // while it ran but reach Redis after (see joinFinished); a failed one goes at once, so the
+      // next identical request tries afresh. Other jobs are kept only for a waiter that lost its
+      // message; the count bounds Redis memory under load.
       removeOnComplete: opts.coalesceId
         ? { age: COALESCED_KEEP_S, count: 1_000 }
         : { age: this.deps.retentionS, count: 1_000 },
@@ -132,19 +138,19 @@ export class JobProducer {
 
   /**
    * Adding an id that exists is a no-op, and a job that already completed publishes nothing
-   * more: a request that joined one reads its result here (one HMGET). A completed job older
-   * than the join window (BullMQ trims finished jobs only when others finish, so on a quiet
-   * queue one can linger) is replaced by a fresh one.
+   * more. A request that arrived before that job finished shares its result, read here with one
+   * HMGET; one that arrived after it finished is a new request, and the finished job is
+   * replaced by a fresh one.
    */
   private async joinFinished(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<void> {
     const [finishedOn, returnvalue] = await this.deps.redis.hmget(queue.toKey(id), 'finishedOn', 'returnvalue');
     if (!finishedOn) return; // waiting or running: its completion message is still to come
-    if (returnvalue && Date.now() - Number(finishedOn) <= COALESCED_KEEP_S * 1000) {
+    if (returnvalue && Number(finishedOn) >= (opts.arrivedAt ?? data.enqueuedAt)) {
       const result = JSON.parse(returnvalue) as InferJobResult;
       this.settle(id, (w) => w.resolve(result));
       return;
     }
-    // Stale: computed afresh. If another gateway got there first, its job is the one joined.
+    // If another gateway replaced it first, its new job is the one joined.
     await queue.remove(id).catch(() => 0);
     await this.enqueue(queue, data, id, opts);
   }

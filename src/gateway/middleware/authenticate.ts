@@ -12,7 +12,6 @@ declare module 'express-serve-static-core' {
 export function authenticate({ authenticator }: { authenticator: Pick<Authenticator, 'authenticate'> }) {
   return async function authenticateMiddleware(req: Request, _res: Response, next: NextFunction): Promise<void> {
     req.principal = await authenticator.authenticate(req.headers.authorization);
-    req.log = req.log.child({ tenant: req.principal.tenant });
     next();
   };
 }

@@ -54,16 +54,7 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
       });
   }
 
-  router.get('/v1/skills', async function listSkills(_req, res) {
-    res.json({ skills: describe(await snapshot()) });
-  });
-
-  router.get('/v1/skills/:skill', async function getSkill(req, res) {
-    const found = describe(await snapshot()).find((s) => s.name === req.params.skill);
-    if (!found) throw new AppError('SKILL_NOT_FOUND', `no skill named "${req.params.skill.slice(0, 64)}"`);
-    res.json(found);
-  });
-
+  // First: the route the traffic is for (Express tries routes in order).
   router.post('/v1/skills/:skill/infer', json, async function infer(req, res) {
     const started = performance.now();
     const name = req.params.skill as string;
@@ -105,6 +96,16 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
       output: answer.output,
       timings,
     });
+  });
+
+  router.get('/v1/skills', async function listSkills(_req, res) {
+    res.json({ skills: describe(await snapshot()) });
+  });
+
+  router.get('/v1/skills/:skill', async function getSkill(req, res) {
+    const found = describe(await snapshot()).find((s) => s.name === req.params.skill);
+    if (!found) throw new AppError('SKILL_NOT_FOUND', `no skill named "${req.params.skill.slice(0, 64)}"`);
+    res.json(found);
   });
 
   return router;
