@@ -11,6 +11,8 @@ export type CeilingKind = 'express' | 'http';
 export interface Stack {
   /** The URL wrk loads, through nginx. */
   url: string;
+  /** Process ids by part, for CPU time per request: `node` (the upstreams), `nginx` (its master; workers are its children). */
+  pids(): { node: number[]; nginx: number[] };
   stop(): Promise<void>;
 }
 
@@ -66,7 +68,9 @@ export async function startCeiling(
     );
     const url = `http://${HOST}:${listenPort}/`;
     await waitReady(url, Date.now() + 15_000);
-    return { url, stop };
+    const alive = (children: (ChildProcess | undefined)[]) =>
+      children.flatMap((c) => (c?.pid !== undefined && c.exitCode === null ? [c.pid] : []));
+    return { url, stop, pids: () => ({ node: alive(servers), nginx: alive([nginx]) }) };
   } catch (err) {
     await stop();
     throw err;

@@ -75,6 +75,11 @@ export async function startBenchCluster(
     url: `${cluster.endpoint}/v1/skills/nlp/infer`,
     endpoint: cluster.endpoint,
     headers: { Authorization: `Bearer ${cluster.devKey.key}` },
+    pids() {
+      const out = { node: [] as number[], nginx: [] as number[] };
+      for (const p of cluster.processes) if (p.pid) out[p.spec.name === 'nginx' ? 'nginx' : 'node'].push(p.pid);
+      return out;
+    },
     async stop() {
       try {
         await cluster.stop();

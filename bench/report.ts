@@ -14,6 +14,8 @@ export interface Measurement {
   stack: StackName;
   connections: number;
   result: WrkResult;
+  /** CPU time per request, µs: the stack's Node processes, nginx (master and workers), Redis. */
+  cpuUs: { node: number; nginx: number; redis: number };
 }
 
 export interface Environment {
@@ -43,6 +45,7 @@ const HEADING = '## End-to-end infer path vs ceilings (issue 2)';
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) + ' ms';
 const rps = (v: number) => Math.round(v).toLocaleString('en-US');
+const us = (v: number) => (Number.isFinite(v) ? `${v.toFixed(0)} µs` : '–');
 const pct = (v: number) => (v * 100 >= 10 ? (v * 100).toFixed(0) : (v * 100).toFixed(1)) + ' %';
 
 export function find(measurements: Measurement[], stack: StackName, connections: number): Measurement | undefined {
@@ -60,22 +63,30 @@ export function ratios(measurements: Measurement[], connections: number): Ratio[
   ];
 }
 
+/** Total CPU per request (Node + nginx + Redis), µs: what one request costs the machine. */
+export function totalCpuUs(m: Measurement | undefined): number {
+  return m ? m.cpuUs.node + m.cpuUs.nginx + m.cpuUs.redis : NaN;
+}
+
 /** The measurements as a Markdown table (it also reads well in a terminal). */
 export function renderTable(measurements: Measurement[]): string {
-  const rows = measurements.map(({ stack, connections, result: r }) =>
+  const rows = measurements.map(({ stack, connections, result: r, cpuUs }) =>
     [
       STACK_LABELS[stack],
       String(connections),
       rps(r.requestsPerSec),
       ms(r.p50Ms),
       ms(r.p99Ms),
+      us(cpuUs.node),
+      us(cpuUs.nginx),
+      us(cpuUs.redis),
       String(r.non2xx),
       String(r.socketErrors),
     ].join(' | '),
   );
   return [
-    '| stack | connections | req/s | p50 | p99 | non-2xx | socket errors |',
-    '|---|--:|--:|--:|--:|--:|--:|',
+    '| stack | connections | req/s | p50 | p99 | CPU/req: Node | nginx | Redis | non-2xx | socket errors |',
+    '|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|',
     ...rows.map((row) => `| ${row} |`),
   ].join('\n');
 }
@@ -101,11 +112,27 @@ export function interpret(measurements: Measurement[], b: Breakdown, cores: numb
     `Answered from the cache, the same request reaches ${rps(r('cached'))} req/s,`,
     `${pct(r('cached') / express)} of the Express ceiling: the gap is the gateway's own work per request`,
     `(its middleware, the key check, the rate-limit round trip to Redis, the cache lookup) on top of Express.`,
+    cpuReading(measurements),
     b.computeMs < b.clientMs / 4
       ? `On an idle cluster the model's ${ms(b.computeMs)} is a small part of a ${ms(b.clientMs)} round trip: ` +
         `most of the infer path's cost is transport and queueing, not the model.`
       : `On an idle cluster the model is ${pct(b.computeMs / b.clientMs)} of a ${ms(b.clientMs)} round trip.`,
   ].join(' ');
+}
+
+/** What the CPU-per-request columns say about the cache-hit path against the Express ceiling. */
+function cpuReading(measurements: Measurement[]): string {
+  const hit = find(measurements, 'cached', 64);
+  const express = find(measurements, 'express', 64);
+  if (!hit || !express) return '';
+  return (
+    `Per request at 64 connections, a cache hit costs the machine ${us(totalCpuUs(hit))} of CPU ` +
+    `(Node ${us(hit.cpuUs.node)}, nginx ${us(hit.cpuUs.nginx)}, Redis ${us(hit.cpuUs.redis)}) against ` +
+    `${us(totalCpuUs(express))} for the Express ceiling (Node ${us(express.cpuUs.node)}, nginx ${us(express.cpuUs.nginx)}), ` +
+    `wrk not counted: on cores that every process shares, that ratio ` +
+    `(${(totalCpuUs(hit) / totalCpuUs(express)).toFixed(2)}×) rather than the cache lookup's latency is what bounds ` +
+    `the hit path's requests/s.`
+  );
 }
 
 /** Total failed requests (non-2xx answers and socket errors) over all measurements. */
@@ -138,7 +165,11 @@ Each figure is one wrk run of ${env.durationS} s (1 thread, after a ${env.warmup
 figure includes the load generator's own share of the CPU. Each stack runs alone: the cluster is
 stopped before the ceilings start. Ceilings answer \`GET /\` with \`{"ok":true}\` and use the cluster's
 nginx template (least_conn, upstream keepalive). These are single runs on a machine that may be shared:
-compare the ratios within one run rather than absolute figures across runs.
+compare the ratios within one run rather than absolute figures across runs. The CPU/req columns
+are the CPU time (user + system, from /proc) that the stack's Node processes (for the cluster: its
+gateways, dispatcher and skills; for a ceiling: its two upstreams), nginx (master and workers) and
+the Redis server used during the measured run, divided by the requests wrk completed; wrk's own
+CPU is not counted. Other work on the machine moves them much less than it moves requests/s.
 
 Infer requests carry the cluster's development API key, \`Cache-Control: no-cache\` and a different
 input each (bench/post-distinct.lua), so each one is computed through Redis/BullMQ and the skill and

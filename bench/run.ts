@@ -27,6 +27,8 @@ import {
   type StackName,
 } from './report.js';
 import { runWrk } from './wrk.js';
+import { treeCpuMs } from './proc-cpu.js';
+import { Redis } from 'ioredis';
 
 const CONNECTIONS = [1, 64] as const;
 const WARMUP_S = 2;
@@ -71,25 +73,50 @@ let workDir: string | undefined;
 /** Set by the first SIGINT/SIGTERM: no new measurement starts after it. */
 let interrupted = false;
 
-/** Warms `stack` up, then measures it at each connection count. */
+/** The Redis server's process id (INFO server), to count its CPU time per request. */
+async function redisPid(url: string): Promise<number> {
+  const redis = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const pid = /process_id:(\d+)/.exec(await redis.info('server'))?.[1];
+    if (!pid) throw new Error('INFO server did not say the process id');
+    return Number(pid);
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * Warms `stack` up, then measures it at each connection count, with the CPU time its Node
+ * processes, nginx and Redis used per request (from /proc): a figure that other work on a shared
+ * machine disturbs far less than requests/s.
+ */
 async function measure(
   stack: StackName,
   target: { url: string; headers?: Record<string, string>; script?: string },
   durationS: number,
+  processes: { pids(): { node: number[]; nginx: number[] }; redis: number },
 ): Promise<Measurement[]> {
   const out: Measurement[] = [];
   for (const connections of CONNECTIONS) {
     if (interrupted) throw new Error('interrupted');
     // Warm-up at the measured concurrency: JIT, nginx's upstream keepalive pool, Redis connections.
     await runWrk({ ...target, connections, durationS: WARMUP_S });
+    const roots = { ...processes.pids(), redis: [processes.redis] };
+    const before = treeCpuMs(roots);
     const result = await runWrk({ ...target, connections, durationS });
+    const after = treeCpuMs(roots);
+    const perRequest = (part: keyof typeof roots) =>
+      (((after[part] ?? NaN) - (before[part] ?? NaN)) * 1000) / Math.max(1, result.requests);
+    const cpuUs = { node: perRequest('node'), nginx: perRequest('nginx'), redis: perRequest('redis') };
     const failed = result.non2xx + result.socketErrors;
     print(
       `  ${STACK_LABELS[stack]} -c${connections}: ${Math.round(result.requestsPerSec)} req/s, ` +
-        `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms` +
+        `p50 ${result.p50Ms.toFixed(2)} ms, p99 ${result.p99Ms.toFixed(2)} ms; CPU per request: ` +
+        `Node ${cpuUs.node.toFixed(0)} µs, nginx ${cpuUs.nginx.toFixed(0)} µs, Redis ${cpuUs.redis.toFixed(0)} µs` +
         (failed > 0 ? `  ⚠ ${result.non2xx} non-2xx, ${result.socketErrors} socket errors` : ''),
     );
-    out.push({ stack, connections, result });
+    out.push({ stack, connections, result, cpuUs });
   }
   return out;
 }
@@ -106,6 +133,7 @@ async function main(): Promise<void> {
     print(`bench: starting the cluster (2 gateways) on free ports…`);
     cluster = await startBenchCluster((line) => print(`  cluster: ${line}`));
     current = cluster;
+    const redis = await redisPid(cluster.config.REDIS_URL);
     const nginxBin = findNginx(cluster.config);
     print(`bench: ${durationS} s per measurement after a ${WARMUP_S} s warm-up`);
     // no-cache and a different input on every request: each one is computed through the queue and
@@ -113,21 +141,28 @@ async function main(): Promise<void> {
     const computed = { ...cluster.headers, 'Cache-Control': 'no-cache' };
     await expectCache(cluster.url, computed, 'MISS');
     measurements.push(
-      ...(await measure('infer', { url: cluster.url, headers: computed, script: postDistinctLua }, durationS)),
+      ...(await measure('infer', { url: cluster.url, headers: computed, script: postDistinctLua }, durationS, {
+        pids: cluster.pids,
+        redis,
+      })),
     );
     const breakdown = await sampleBreakdown(cluster.url, computed);
     // Without it, the same body is answered from the cache the runs above filled.
     await expectCache(cluster.url, cluster.headers, 'HIT');
     measurements.push(
-      ...(await measure('cached', { url: cluster.url, headers: cluster.headers, script: postLua }, durationS)),
+      ...(await measure('cached', { url: cluster.url, headers: cluster.headers, script: postLua }, durationS, {
+        pids: cluster.pids,
+        redis,
+      })),
     );
     const limits = { ratePerIp: cluster.config.NGINX_RATE_PER_IP, burstPerIp: cluster.config.NGINX_BURST_PER_IP };
     await cluster.stop();
     current = cluster = undefined;
 
     for (const kind of ['express', 'http'] as const) {
-      current = await startCeiling(kind, { nginxBin, workDir, ...limits });
-      measurements.push(...(await measure(kind, { url: current.url }, durationS)));
+      const ceiling = await startCeiling(kind, { nginxBin, workDir, ...limits });
+      current = ceiling;
+      measurements.push(...(await measure(kind, { url: ceiling.url }, durationS, { pids: ceiling.pids, redis })));
       await current.stop();
       current = undefined;
     }
