@@ -228,6 +228,7 @@ async function alternate(variants: Variant[], count: number, concurrency: number
 }
 
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
+const signedUs = (ms: number) => `${ms >= 0 ? '+' : '−'}${fmt(Math.abs(ms) * 1000, 0)}`;
 
 function startWorker(): Promise<ChildProcess> {
   const child = track(
@@ -368,14 +369,20 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
     ratioRow('events'),
     ratioRow('perJob'),
     '',
-    `Against the shared channel, ±5% counted as a tie: ${summary('events')}; ${summary('perJob')}. ` +
-      'Per job, QueueEvents makes every gateway read every event of the queue ' +
-      '(added, waiting, active, completed, …) from its stream, and `waitUntilFinished` asks Redis once more ' +
-      'whether the job already finished; a SUBSCRIBE per request adds two round trips (SUBSCRIBE before the ' +
-      'add, UNSUBSCRIBE after) on the one connection all requests share; the shared channel adds one PUBLISH ' +
-      'and one message to each gateway. QueueEvents also needs a blocking connection per queue (skill) on every ' +
-      'gateway; the shared channel one subscriber per gateway. Absolute figures move with the machine ' +
-      '(the issue’s first measurement saw 1.0–1.3 ms p50): compare within one run.',
+    `Against the shared channel, ±5% counted as a tie: ${summary('events')}; ${summary('perJob')}.`,
+    '',
+    'Why: under load, QueueEvents makes every gateway read every event of the queue (added, waiting, active, ' +
+      'completed, …) from its stream and `waitUntilFinished` asks Redis once more per job whether it already ' +
+      'finished; a SUBSCRIBE per request adds two round trips (SUBSCRIBE before the add, UNSUBSCRIBE after) on ' +
+      'the one connection all requests share; the shared channel costs one PUBLISH and one message per gateway. ' +
+      `At 1 in flight the difference is small (QueueEvents' p50 ${signedUs(p50('events') - p50('shared'))} µs ` +
+      "against the shared channel's) and can go QueueEvents' way: BullMQ writes the " +
+      '`completed` event in the script that finishes the job, one worker round trip before the PUBLISH the ' +
+      'worker sends when that script returns, and the extra check runs while the job is still being processed. ' +
+      'A difference of that size is small next to the queue path’s few ms (bench:queue); what decides is the ' +
+      'throughput under load and the cost in connections: QueueEvents needs a blocking connection per queue ' +
+      '(skill) on every gateway, the shared channel one subscriber per gateway. Absolute figures move with the ' +
+      'machine (the issue’s first measurement saw 1.0–1.3 ms p50): compare within one run.',
     '',
     '### Why the shared channel stays correct with N gateways',
     '',
