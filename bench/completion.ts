@@ -393,9 +393,11 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
     '- **A lost message, a reconnect, a late subscriber.** Pub/sub keeps nothing for a subscriber that was not ' +
       'listening. A waiter does not rely on it alone: when its deadline comes it reads the job once, and a ' +
       'completed or failed job answers with its result or its own error instead of a 504; a job still queued or ' +
-      'running answers 504 `DEADLINE_EXCEEDED` (the dispatcher drops it unread, its deadline is in the job). ' +
-      'So no request waits past its deadline, message or not (the read itself is bounded by the gateway ' +
-      'connection’s 2 s command timeout). test/integration/completion.test.ts proves each case on real Redis.',
+      'running answers 504 `DEADLINE_EXCEEDED` (the deadline is in the job: the dispatcher drops a queued one ' +
+      'unread and bounds a running one’s skill call by it). So no request waits past its deadline, message or ' +
+      'not, but for the read itself: two commands (the job, its state), each bounded by the gateway ' +
+      'connection’s 2 s command timeout when Redis hangs. test/integration/completion.test.ts proves each case ' +
+      'on real Redis.',
     '- **A gateway restart.** Its waiters lived in its memory and its clients’ connections died with it: ' +
       'there is nobody to answer. The jobs still run; the new process subscribes again before it listens.',
     '- **Where the safety net has holes** (todo tests in the same file). The read needs the finished job still ' +
