@@ -11,6 +11,7 @@ import type { CachedRegistry, SkillInfo } from '../skills/registry.js';
 import { type BatchItemResult, DynamicBatcher } from './batcher.js';
 import { batchSettings, workerConcurrency } from './batch-settings.js';
 import {
+  announceCompletions,
   type CompletionMessage,
   completionChannel,
   encodeFailure,
@@ -210,17 +211,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       stalledInterval: config.WORKER_STALLED_CHECK_MS,
       maxStalledCount: 2,
     });
-    worker.on('completed', (job, result) => {
-      jobsTotal.inc({ skill, outcome: 'completed' });
-      if (job.id) publish({ id: job.id, skill, ok: true, result });
-    });
-    worker.on('failed', (job, err) => {
-      if (!job?.id) return;
-      const final = job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
-      if (!final) return;
-      jobsTotal.inc({ skill, outcome: 'failed' });
-      publish({ id: job.id, skill, ok: false, error: safeParse(err.message) });
-    });
+    announceCompletions(worker, skill, publish, (outcome) => jobsTotal.inc({ skill, outcome }));
     worker.on('error', (err) => logger.warn({ err, skill }, 'worker error'));
     workers.set(skill, worker);
     logger.info({ skill, batching: settings, concurrency }, 'dispatching');
@@ -250,12 +241,4 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
       ]);
     },
   };
-}
-
-function safeParse(message: string): unknown {
-  try {
-    return JSON.parse(message);
-  } catch {
-    return new AppError('SKILL_ERROR').toJSON();
-  }
 }

@@ -1,4 +1,4 @@
-import { UnrecoverableError } from 'bullmq';
+import { UnrecoverableError, type Worker } from 'bullmq';
 import { AppError } from '../errors/index.js';
 import type { WireTensor } from '../skills/proto.js';
 
@@ -70,5 +70,38 @@ export function decodeFailure(reason: string | undefined): AppError {
     return AppError.from(JSON.parse(reason ?? ''));
   } catch {
     return new AppError('SKILL_ERROR');
+  }
+}
+
+/**
+ * Calls `publish` with each final outcome of `worker`'s jobs, as the gateways' waiters expect it
+ * on the completion channel (and `counted`, for metrics). A failure that BullMQ will retry is not
+ * final and is not announced.
+ */
+export function announceCompletions(
+  worker: Worker<InferJobData, InferJobResult>,
+  skill: string,
+  publish: (msg: CompletionMessage) => void,
+  counted?: (outcome: 'completed' | 'failed') => void,
+): void {
+  worker.on('completed', (job, result) => {
+    counted?.('completed');
+    if (job.id) publish({ id: job.id, skill, ok: true, result });
+  });
+  worker.on('failed', (job, err) => {
+    if (!job?.id) return;
+    const final = job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
+    if (!final) return;
+    counted?.('failed');
+    publish({ id: job.id, skill, ok: false, error: parseFailure(err.message) });
+  });
+}
+
+/** A failure message as encodeFailure wrote it (an AppError's JSON), or SKILL_ERROR if it is not one. */
+function parseFailure(message: string): unknown {
+  try {
+    return JSON.parse(message);
+  } catch {
+    return new AppError('SKILL_ERROR').toJSON();
   }
 }

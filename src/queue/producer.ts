@@ -45,13 +45,26 @@ export interface SubmitOptions {
   retentionS: number;
 }
 
+/** One request waiting for job `id`; identical requests on a gateway each have their own. */
 interface Waiter {
+  id: string;
   resolve: (r: InferJobResult) => void;
   reject: (e: AppError) => void;
+  timer?: NodeJS.Timeout;
 }
 
-/** How long a completed coalesced job is kept for requests that arrived while it ran, in s. */
-const COALESCED_KEEP_S = 2;
+/** A finished job as read from its hash: what a late or lost-message waiter answers with. */
+type Finished = { finishedOn: number } & ({ ok: true; result: InferJobResult } | { ok: false; error: AppError });
+
+/**
+ * Finished jobs kept per queue at most: with `retentionS` it bounds Redis memory, and it must
+ * stay larger than a deadline's worth of completions, or a waiter that lost its message finds
+ * nothing at its deadline (at 2,000 jobs/s, 10,000 is 5 s).
+ */
+const RETAINED_JOBS = 10_000;
+
+/** The last look at a job past a waiter's deadline may take this long; then the answer is 504. */
+const FINAL_READ_MS = 250;
 
 /** Window in which a tenant's submissions to a skill count as its backlog (for fair priorities). */
 const BACKLOG_WINDOW_S = 10;
@@ -65,7 +78,10 @@ const BACKLOG_WINDOW_S = 10;
  */
 export class JobProducer {
   private readonly queues = new Map<string, Queue>();
-  private readonly waiters = new Map<string, Waiter[]>();
+  private readonly waiters = new Map<string, Set<Waiter>>();
+  private readonly onMessage = (channel: string, message: string) => {
+    if (channel === this.channel) this.onCompletion(message);
+  };
   private readonly channel: string;
   private readonly backpressure: Backpressure;
 
@@ -75,9 +91,7 @@ export class JobProducer {
   }
 
   async start(): Promise<void> {
-    this.deps.subscriber.on('message', (channel: string, message: string) => {
-      if (channel === this.channel) this.onCompletion(message);
-    });
+    this.deps.subscriber.on('message', this.onMessage);
     await this.deps.subscriber.subscribe(this.channel);
   }
 
@@ -106,53 +120,76 @@ export class JobProducer {
     }
   }
 
-  /** Enqueues one inference and resolves with its result, or rejects when `data.deadlineAt` passes. */
-  async run(data: InferJobData & { deadlineAt: number }, opts: RunOptions): Promise<InferJobResult> {
+  /**
+   * Enqueues one inference and resolves with its result, or rejects with 504 DEADLINE_EXCEEDED
+   * when `data.deadlineAt` passes (each request by its own deadline, coalesced or not).
+   */
+  run(data: InferJobData & { deadlineAt: number }, opts: RunOptions): Promise<InferJobResult> {
     const id = opts.coalesceId ?? randomUUID();
-    const done = this.wait(data.skill, id, data.deadlineAt - Date.now());
-    try {
-      const queue = this.queue(data.skill);
-      await this.enqueue(queue, data, id, opts);
-      if (opts.coalesceId) await this.joinFinished(queue, data, id, opts);
-    } catch (err) {
-      this.settle(id, (w) => w.reject(new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err })));
-    }
-    return done;
-  }
-
-  private enqueue(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<unknown> {
-    return queue.add('infer', data, {
-      jobId: id,
-      priority: opts.priority,
-      attempts: 1,
-      // A coalesced job stays a moment after it completes, for identical requests that arrived
-      // while it ran but reach Redis after (see joinFinished); a failed one goes at once, so the
-      // next identical request tries afresh. Other jobs are kept only for a waiter that lost its
-      // message; the count bounds Redis memory under load.
-      removeOnComplete: opts.coalesceId
-        ? { age: COALESCED_KEEP_S, count: 1_000 }
-        : { age: this.deps.retentionS, count: 1_000 },
-      removeOnFail: opts.coalesceId ? true : { age: this.deps.retentionS, count: 1_000 },
+    return new Promise<InferJobResult>((resolve, reject) => {
+      const waiter: Waiter = { id, resolve, reject };
+      let list = this.waiters.get(id);
+      if (!list) this.waiters.set(id, (list = new Set()));
+      list.add(waiter);
+      waiter.timer = setTimeout(
+        () => void this.onDeadline(data.skill, waiter),
+        Math.max(0, data.deadlineAt - Date.now()),
+      );
+      this.enqueueOrJoin(data, id, opts, waiter).catch((err: unknown) =>
+        this.settleOne(waiter, (w) =>
+          w.reject(new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err })),
+        ),
+      );
     });
   }
 
   /**
-   * Adding an id that exists is a no-op, and a job that already completed publishes nothing
-   * more. A request that arrived before that job finished shares its result, read here with one
-   * HMGET; one that arrived after it finished is a new request, and the finished job is
-   * replaced by a fresh one.
+   * Adds the job. Adding an id that exists is a no-op, and a job that already finished publishes
+   * nothing more, so a coalesced request looks once (one HMGET): a job that finished after the
+   * request arrived was in flight with it, and its outcome is the answer; one that finished
+   * before is another request's, kept for late readers, and is replaced by a fresh job.
    */
-  private async joinFinished(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<void> {
-    const [finishedOn, returnvalue] = await this.deps.redis.hmget(queue.toKey(id), 'finishedOn', 'returnvalue');
-    if (!finishedOn) return; // waiting or running: its completion message is still to come
-    if (returnvalue && Number(finishedOn) >= (opts.arrivedAt ?? data.enqueuedAt)) {
-      const result = JSON.parse(returnvalue) as InferJobResult;
-      this.settle(id, (w) => w.resolve(result));
+  private async enqueueOrJoin(data: InferJobData, id: string, opts: RunOptions, waiter: Waiter): Promise<void> {
+    const queue = this.queue(data.skill);
+    await this.enqueue(queue, data, id, opts);
+    if (!opts.coalesceId) return;
+    const finished = await this.readFinished(queue, id);
+    if (!finished) return; // waiting or running: its completion message is still to come
+    if (finished.finishedOn >= (opts.arrivedAt ?? data.enqueuedAt)) {
+      this.settleOne(waiter, (w) => (finished.ok ? w.resolve(finished.result) : w.reject(finished.error)));
       return;
     }
     // If another gateway replaced it first, its new job is the one joined.
     await queue.remove(id).catch(() => 0);
     await this.enqueue(queue, data, id, opts);
+  }
+
+  /**
+   * Finished jobs, coalesced or not, stay `retentionS` (and at most RETAINED_JOBS per queue), so a
+   * waiter that lost its message can still read the outcome at its deadline.
+   */
+  private enqueue(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<unknown> {
+    const keep = { age: this.deps.retentionS, count: RETAINED_JOBS };
+    return queue.add('infer', data, {
+      jobId: id,
+      priority: opts.priority,
+      attempts: 1,
+      removeOnComplete: keep,
+      removeOnFail: keep,
+    });
+  }
+
+  /** The job's outcome if it finished, in one round trip; undefined while it waits or runs (or is gone). */
+  private async readFinished(queue: Queue, id: string): Promise<Finished | undefined> {
+    const [finishedOn, returnvalue, failedReason] = await this.deps.redis.hmget(
+      queue.toKey(id),
+      'finishedOn',
+      'returnvalue',
+      'failedReason',
+    );
+    if (!finishedOn) return undefined;
+    if (failedReason) return { finishedOn: Number(finishedOn), ok: false, error: decodeFailure(failedReason) };
+    return { finishedOn: Number(finishedOn), ok: true, result: JSON.parse(returnvalue ?? 'null') as InferJobResult };
   }
 
   /** Enqueues without waiting (async jobs); an existing job id returns the existing job. */
@@ -182,17 +219,20 @@ export class JobProducer {
     }
   }
 
-  /** Waiters currently open; exported as a gauge. */
+  /** Requests currently waiting for a job; exported as a gauge. */
   pending(): number {
-    return this.waiters.size;
+    let n = 0;
+    for (const list of this.waiters.values()) n += list.size;
+    return n;
   }
 
   async close(): Promise<void> {
     if (this.deps.subscriber.status === 'ready') {
       await this.deps.subscriber.unsubscribe(this.channel).catch(() => undefined);
     }
+    this.deps.subscriber.off('message', this.onMessage);
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    for (const id of [...this.waiters.keys()]) this.settle(id, (w) => w.reject(new AppError('SHUTTING_DOWN')));
+    for (const id of [...this.waiters.keys()]) this.settleAll(id, (w) => w.reject(new AppError('SHUTTING_DOWN')));
   }
 
   private queue(skill: string): Queue {
@@ -205,26 +245,24 @@ export class JobProducer {
     return queue;
   }
 
-  private wait(skill: string, id: string, timeoutMs: number): Promise<InferJobResult> {
-    return new Promise<InferJobResult>((resolve, reject) => {
-      const timer = setTimeout(() => void this.onDeadline(skill, id), Math.max(0, timeoutMs));
-      const clear =
-        <T>(fn: (v: T) => void) =>
-        (v: T) => {
-          clearTimeout(timer);
-          fn(v);
-        };
-      const list = this.waiters.get(id) ?? [];
-      list.push({ resolve: clear(resolve), reject: clear(reject) });
-      this.waiters.set(id, list);
-    });
-  }
-
-  private settle(id: string, fn: (w: Waiter) => void): void {
+  /** Answers every request waiting for job `id` on this gateway (its completion message came). */
+  private settleAll(id: string, fn: (w: Waiter) => void): void {
     const list = this.waiters.get(id);
     if (!list) return;
     this.waiters.delete(id);
-    for (const w of list) fn(w);
+    for (const w of list) {
+      clearTimeout(w.timer);
+      fn(w);
+    }
+  }
+
+  /** Answers one request; the others waiting for the same job keep waiting. */
+  private settleOne(waiter: Waiter, fn: (w: Waiter) => void): void {
+    const list = this.waiters.get(waiter.id);
+    if (!list?.delete(waiter)) return;
+    if (list.size === 0) this.waiters.delete(waiter.id);
+    clearTimeout(waiter.timer);
+    fn(waiter);
   }
 
   private onCompletion(message: string): void {
@@ -236,28 +274,30 @@ export class JobProducer {
     }
     if (msg.skill) this.backpressure.completed(msg.skill);
     if (!this.waiters.has(msg.id)) return;
-    if (msg.ok) this.settle(msg.id, (w) => w.resolve(msg.result));
-    else this.settle(msg.id, (w) => w.reject(AppError.from(msg.error)));
+    if (msg.ok) this.settleAll(msg.id, (w) => w.resolve(msg.result));
+    else this.settleAll(msg.id, (w) => w.reject(AppError.from(msg.error)));
   }
 
-  /** Last look at the job before answering 504: the completion message may have been lost. */
-  private async onDeadline(skill: string, id: string): Promise<void> {
-    if (!this.waiters.has(id)) return;
+  /**
+   * Last look at the job before answering 504: the completion message may have been lost. The
+   * look is bounded, so a Redis that hangs does not hold the answer past the deadline for long.
+   */
+  private async onDeadline(skill: string, waiter: Waiter): Promise<void> {
+    let finished: Finished | undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
-      const job = await this.queue(skill).getJob(id);
-      const state = job ? await job.getState() : 'unknown';
-      if (job && state === 'completed') {
-        this.settle(id, (w) => w.resolve(job.returnvalue as InferJobResult));
-        return;
-      }
-      if (job && state === 'failed') {
-        this.settle(id, (w) => w.reject(decodeFailure(job.failedReason)));
-        return;
-      }
+      finished = await Promise.race([
+        this.readFinished(this.queue(skill), waiter.id),
+        new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), FINAL_READ_MS))),
+      ]);
     } catch (err) {
-      this.deps.logger.warn({ err, id }, 'could not read a job past its deadline');
+      this.deps.logger.warn({ err, id: waiter.id }, 'could not read a job past its deadline');
+    } finally {
+      clearTimeout(timer);
     }
+    if (finished?.ok) this.settleOne(waiter, (w) => w.resolve(finished.result));
+    else if (finished) this.settleOne(waiter, (w) => w.reject(finished.error));
     // Still waiting: the dispatcher drops it unread, since its deadline is in the job.
-    this.settle(id, (w) => w.reject(new AppError('DEADLINE_EXCEEDED', undefined, { skill })));
+    else this.settleOne(waiter, (w) => w.reject(new AppError('DEADLINE_EXCEEDED', undefined, { skill })));
   }
 }

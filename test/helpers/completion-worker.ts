@@ -1,7 +1,7 @@
 import { type Job, type Processor, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { AppError } from '../../src/errors/index.js';
 import {
+  announceCompletions,
   type CompletionMessage,
   encodeFailure,
   type InferJobData,
@@ -40,9 +40,8 @@ export interface CompletionWorkerOptions {
 }
 
 /**
- * A BullMQ worker that finishes jobs and announces them the way the dispatcher does
- * (src/queue/dispatcher.ts: `publish` and the worker's 'completed' / 'failed' handlers, copied
- * here because the dispatcher keeps them inside `createDispatcher`). A processor's error goes
+ * A BullMQ worker that finishes jobs and announces them the way the dispatcher does (both use
+ * `announceCompletions` from src/queue/job.ts). A processor's error goes
  * through `encodeFailure`, as the dispatcher's does, so the job's failedReason is the AppError's JSON.
  */
 export function startCompletionWorker(opts: CompletionWorkerOptions): Worker<InferJobData, InferJobResult> {
@@ -61,27 +60,10 @@ export function startCompletionWorker(opts: CompletionWorkerOptions): Worker<Inf
     concurrency: opts.concurrency ?? 1,
     autorun: opts.autorun ?? true,
   });
-  const publish = (msg: CompletionMessage): void => {
+  announceCompletions(worker, skill, (msg: CompletionMessage) => {
     if (!channel) return;
     publisher.publish(channel(msg.id), JSON.stringify(msg)).catch(() => undefined);
-  };
-  worker.on('completed', (job, result) => {
-    if (job.id) publish({ id: job.id, skill, ok: true, result });
-  });
-  worker.on('failed', (job, err) => {
-    if (!job?.id) return;
-    const final = job.finishedOn !== undefined || job.attemptsMade >= (job.opts.attempts ?? 1);
-    if (!final) return;
-    publish({ id: job.id, skill, ok: false, error: safeParse(err.message) });
   });
   worker.on('error', () => undefined);
   return worker;
-}
-
-function safeParse(message: string): unknown {
-  try {
-    return JSON.parse(message);
-  } catch {
-    return new AppError('SKILL_ERROR').toJSON();
-  }
 }

@@ -149,8 +149,7 @@ describe('job completion: the shared channel and the safety net at the deadline'
     });
     void w.run();
 
-    // A coalesced job is removed when it completes, so the deadline read could not have found it:
-    // both answers came from the message.
+    // Both adds found the job waiting and both deadlines are 5 s away: the message answered both.
     assert.deepEqual(await answers, [noopResult(job.requestId), noopResult(job.requestId)]);
     // The spy's copy of the message may trail the gateways' own.
     await eventually(async () => assert.ok(heardFor(id).length > 0, 'the spy heard the message'), { intervalMs: 20 });
@@ -170,50 +169,67 @@ describe('job completion: the shared channel and the safety net at the deadline'
     assert.equal(producer.pending(), 0);
   });
 
-  it(
-    'answers a coalesced job with its result at the deadline when the message was lost',
-    {
-      todo:
-        'producer.ts adds coalesced jobs with removeOnComplete/removeOnFail: true, so the deadline read finds ' +
-        'no job and answers 504 although the job completed',
-    },
-    async () => {
-      const w = await worker('lost-coalesced', { publish: false });
-      await w.waitUntilReady();
-      const producer = await gateway();
-      const job = data('lost-coalesced', 500);
+  it('answers a coalesced job with its result at the deadline when the message was lost', async () => {
+    const w = await worker('lost-coalesced', { publish: false });
+    await w.waitUntilReady();
+    const producer = await gateway();
+    const job = data('lost-coalesced', 500);
 
-      const result = await producer.run(job, { coalesceId: `c-${randomUUID()}`, priority: 1 });
+    const result = await producer.run(job, { coalesceId: `c-${randomUUID()}`, priority: 1 });
 
-      assert.deepEqual(result, noopResult(job.requestId));
-    },
-  );
+    assert.deepEqual(result, noopResult(job.requestId));
+    assert.equal(producer.pending(), 0);
+  });
 
-  it(
-    'keeps waiting for a request whose own deadline has not come when an identical one times out',
-    {
-      todo:
-        "producer.ts onDeadline settles every waiter of the job id on that gateway, so the shorter request's " +
-        'deadline answers the longer one 504 early',
-    },
-    async () => {
-      const skill = 'mixed-deadlines';
-      const w = await worker(skill, { publish: true, autorun: false });
-      const producer = await gateway();
-      const id = `c-${randomUUID()}`;
-      const patientJob = data(skill, 5_000);
-      const patient = producer.run(patientJob, { coalesceId: id, priority: 1 });
-      patient.catch(() => undefined);
+  it('keeps waiting for a request whose own deadline has not come when an identical one times out', async () => {
+    const skill = 'mixed-deadlines';
+    const w = await worker(skill, { publish: true, autorun: false });
+    const producer = await gateway();
+    const id = `c-${randomUUID()}`;
+    const patientJob = data(skill, 5_000);
+    const patient = producer.run(patientJob, { coalesceId: id, priority: 1 });
+    patient.catch(() => undefined);
 
-      await assert.rejects(producer.run(data(skill, 300), { coalesceId: id, priority: 1 }), {
-        code: 'DEADLINE_EXCEEDED',
-      });
-      void w.run();
+    await assert.rejects(producer.run(data(skill, 300), { coalesceId: id, priority: 1 }), {
+      code: 'DEADLINE_EXCEEDED',
+    });
+    assert.equal(producer.pending(), 1, 'the patient request still waits');
+    void w.run();
 
-      // The job was added with the patient request's data (its add came first).
-      assert.deepEqual(await patient, noopResult(patientJob.requestId));
-    },
-  );
+    // The job was added with the patient request's data (its add came first).
+    assert.deepEqual(await patient, noopResult(patientJob.requestId));
+  });
+
+  it('shares a finished job with a request that arrived while it ran, not with one that came after', async () => {
+    const skill = 'late-joiners';
+    let runs = 0;
+    const w = await worker(skill, {
+      publish: true,
+      processor: async (job) => {
+        runs += 1;
+        return noopResult(`${job.data.requestId} run ${runs}`);
+      },
+    });
+    await w.waitUntilReady();
+    const producer = await gateway();
+    const id = `c-${randomUUID()}`;
+    const first = data(skill, 5_000);
+    const arrivedBefore = Date.now();
+    const firstResult = await producer.run(first, { coalesceId: id, priority: 1 });
+
+    // Arrived while the job ran, reached Redis after it finished (its add is then a no-op that
+    // publishes nothing): it reads the finished job's result, the model does not run again.
+    const straggler = await producer.run(data(skill, 5_000), { coalesceId: id, arrivedAt: arrivedBefore, priority: 1 });
+    assert.deepEqual(straggler, firstResult);
+    assert.equal(runs, 1, 'the straggler joined');
+
+    // Arrived after it finished: a new request, computed afresh although the old job is still kept.
+    const later = data(skill, 5_000);
+    const laterResult = await producer.run(later, { coalesceId: id, priority: 1 });
+    assert.deepEqual(laterResult, noopResult(`${later.requestId} run 2`));
+    assert.equal(runs, 2, 'computed again');
+    assert.equal(producer.pending(), 0);
+  });
 
   /** Whether the queue's events stream shows job `id` added and then added again (found existing). */
   async function addedAndDuplicated(skill: string, id: string): Promise<boolean> {
