@@ -352,8 +352,9 @@ function report(r: {
     '| ---: | ---: | ---: | ---: |',
     ...r.coalesced.map((c, i) => `| ${i + 1} | ${c.ok} / 100 | ${c.distinctOutputs} | ${c.runs} |`),
     '',
-    'A coalesced job is removed when it completes, so a request arriving after that computes again: more than ' +
-      'one run means the 100 did not all arrive while the first was in flight.',
+    'A request joins the job of an identical one if it reached nginx before that job finished (nginx stamps ' +
+      'X-Request-Start), even when a busy gateway gets to it later; one that reached nginx after the job ' +
+      'finished is a new request and runs the model again.',
   ].join('\n');
 }
 

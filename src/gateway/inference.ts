@@ -108,11 +108,12 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     item: InferJobData['item'],
     directives: CacheDirectives,
     deadlineMs?: number,
+    /** When the request reached the cluster (see requestStart). */
+    arrivedAt = Date.now(),
   ): Plan {
     const deterministic = skill.deterministic || item.temperature === 0;
     const ttlS = config.CACHE_TTLS[skill.name] ?? config.CACHE_TTL_S;
-    const arrivedAt = Date.now();
-    const deadlineAt = arrivedAt + (deadlineMs ?? config.DEADLINES_MS[skill.name] ?? config.REQUEST_TIMEOUT_MS);
+    const deadlineAt = Date.now() + (deadlineMs ?? config.DEADLINES_MS[skill.name] ?? config.REQUEST_TIMEOUT_MS);
     const base = { principal, skill, item, directives, ttlS, deadlineAt, arrivedAt };
     if (!deterministic) return base;
     const scope = config.CACHE_SHARED_SKILLS.includes(skill.name) ? 'shared' : principal.tenantId;

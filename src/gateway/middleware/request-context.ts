@@ -7,7 +7,21 @@ declare module 'express-serve-static-core' {
   interface Request {
     id: string;
     log: Logger;
+    /** Epoch ms when the request reached the cluster: nginx's X-Request-Start, else when the gateway saw it. */
+    receivedAt: number;
   }
+}
+
+/** How far back an X-Request-Start may be and still be believed (nginx sets it; clocks may differ a little). */
+const MAX_QUEUED_MS = 60_000;
+
+/** `t=<epoch seconds>` as nginx writes it (`$msec`), as epoch ms; `now` when absent or implausible. */
+export function requestStart(header: string | string[] | undefined, now: number): number {
+  const raw = Array.isArray(header) ? header[0] : header;
+  const match = raw ? /^t=(\d{9,11}(?:\.\d{1,6})?)$/.exec(raw) : null;
+  if (!match) return now;
+  const at = Math.round(Number(match[1]) * 1000);
+  return at <= now && now - at <= MAX_QUEUED_MS ? at : now;
 }
 
 /** A client's own id is kept only if it is short and plain, so it cannot forge log lines or headers. */
@@ -45,6 +59,7 @@ export function requestContext({ instance, metrics }: RequestContextOptions) {
   return function requestContextMiddleware(req: Request, res: Response, next: NextFunction): void {
     const given = req.headers['x-request-id'];
     req.id = typeof given === 'string' && acceptableId.test(given) ? given : randomUUID();
+    req.receivedAt = requestStart(req.headers['x-request-start'], Date.now());
     res.setHeader('X-Request-Id', req.id);
     res.setHeader('X-Served-By', instance);
     const start = process.hrtime.bigint();

@@ -31,7 +31,14 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     const body = parseInferBody(rest, config.MAX_INPUT_CHARS);
     const { info, item, deadlineMs } = resolveRequest(config, await snapshot(), skill, body, req);
     const key = idempotencyKey(req);
-    const plan = inference.plan(req.principal, info, item, { noStore: true, noCache: true }, deadlineMs);
+    const plan = inference.plan(
+      req.principal,
+      info,
+      item,
+      { noStore: true, noCache: true },
+      deadlineMs,
+      req.receivedAt,
+    );
     enforceLimit(res, (await inference.admit(req.principal, plan)).limit, config, req.principal.tier);
     await jobs.admit(skill);
 

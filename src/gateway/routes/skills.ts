@@ -61,7 +61,7 @@ export function skillRoutes({ config, skills }: GatewayDeps, inference: Inferenc
     const body = parseInferBody(req.body, config.MAX_INPUT_CHARS);
     const directives = parseCacheControl(req.headers['cache-control']);
     const { info, item, deadlineMs, snapshot: s } = resolveRequest(config, await snapshot(), name, body, req);
-    const plan = inference.plan(req.principal, info, item, directives, deadlineMs);
+    const plan = inference.plan(req.principal, info, item, directives, deadlineMs, req.receivedAt);
     const admission = await inference.admit(req.principal, plan);
     enforceLimit(res, admission.limit, config, req.principal.tier);
     const answerFromCache = admission.entry !== undefined;
