@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what skillserve needs and is missing; quick and silent when everything is there.
 #   npm dependencies (npm ci when node_modules is missing or older than package-lock.json),
-#   the onnx skill's example models in models/ (generated, not in git: the MLP is ~9 MB),
+#   the onnx skill's example models in models/ (generated, not in git: the MLP is ~139 MB),
 #   nginx from Debian (the cluster runs its own nginx instance; the system one is left alone),
 #   wrk from Debian when `--bench` is given.
 set -euo pipefail

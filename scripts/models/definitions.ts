@@ -81,10 +81,14 @@ export function embedder(seed = 2): GeneratedModel {
 }
 
 /**
- * Layer widths of `mlp`: 256 in, three hidden layers of 2048, 16 out (8.9 M weights, 36 MB).
- * Wide enough that one row's compute (about 1 ms on one core) outweighs a gRPC round trip.
+ * Layer widths of `mlp`: 256 in, three hidden layers of 4096, 16 out (34.6 M weights, 139 MB).
+ * One row costs several ms on one core, mostly reading every weight once; a batch reads them
+ * once for all its rows. That is the workload dynamic batching exists for, and it has to
+ * outweigh the HTTP and queue path in front of the model: with 2048-wide layers (1-2 ms a row)
+ * the path's own CPU per request, on cores it shares with the model, capped the batching gain
+ * at about 1.9x (bench:queue).
  */
-export const MLP_WIDTHS = [256, 2048, 2048, 2048, 16] as const;
+export const MLP_WIDTHS = [256, 4096, 4096, 4096, 16] as const;
 
 /**
  * `mlp`: Gemm+ReLU ×3 then Gemm, big enough that compute dominates a call: the model of the
