@@ -1,5 +1,7 @@
+import type { RequestListener } from 'node:http';
 import express, { type Express } from 'express';
 import type { GatewayDeps } from './deps.js';
+import { fastInfer } from './fast-path.js';
 import { createInference } from './inference.js';
 import { createGatewayMetrics } from './metrics.js';
 import { authenticate } from './middleware/authenticate.js';
@@ -8,18 +10,20 @@ import { requestContext, requestLogger } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { memoryRoutes } from './routes/memory.js';
+import { createInferService } from './routes/infer.js';
 import { skillRoutes } from './routes/skills.js';
 
-/** Builds the gateway's HTTP app from its dependencies; it does not listen (see main.ts). */
-export function createApp(deps: GatewayDeps): Express {
-  return createGateway(deps).app;
-}
-
 /**
- * The app and the gateway's background work: `refreshDue` recomputes cache entries the
- * refresh-ahead predictor says are due; main.ts calls it on a timer (nothing starts here).
+ * The gateway's HTTP handling, from its dependencies (nothing listens or starts here; see
+ * main.ts): `handler` is the server's request listener — the fast path for plain JSON infer
+ * requests, Express for everything else; `refreshDue` recomputes the cache entries the
+ * refresh-ahead predictor says are due, and main.ts calls it on a timer.
  */
-export function createGateway(deps: GatewayDeps): { app: Express; refreshDue: (now?: number) => Promise<number> } {
+export function createGateway(deps: GatewayDeps): {
+  app: Express;
+  handler: RequestListener;
+  refreshDue: (now?: number) => Promise<number>;
+} {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -30,16 +34,22 @@ export function createGateway(deps: GatewayDeps): { app: Express; refreshDue: (n
     redisUp: () => deps.redis.available(),
   });
   const inference = createInference(deps, metrics);
+  const serveInfer = createInferService(deps, inference);
+  const context = { instance: deps.instance, metrics };
   requestLogger(app, deps.logger);
-  app.use(requestContext({ instance: deps.instance, metrics }));
+  app.use(requestContext(context));
   // Everything under /v1 is the API: it needs a key. Health and metrics below do not. The
   // infer route comes first: it is the one the traffic is for, and Express tries routes in order.
   app.use('/v1', authenticate(deps));
-  app.use(skillRoutes(deps, inference));
+  app.use(skillRoutes(deps, serveInfer));
   app.use(jobRoutes(deps, inference));
   app.use(memoryRoutes(deps));
   app.use(healthRoutes(deps));
   app.use(notFound());
   app.use(errorHandler());
-  return { app, refreshDue: inference.refreshDue };
+  const fast = fastInfer(deps, serveInfer, context);
+  const handler: RequestListener = (req, res) => {
+    if (!fast(req, res)) app(req, res);
+  };
+  return { app, handler, refreshDue: inference.refreshDue };
 }

@@ -1,3 +1,4 @@
+import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
@@ -12,12 +13,12 @@ export async function runGateway(config: Config): Promise<void> {
   const logger = createLogger({ level: config.LOG_LEVEL, role: 'gateway', instance });
   const metrics = createRegistry({ role: 'gateway', instance });
   const gateway = await openGateway(config, { instance, logger, metrics });
-  const { app, refreshDue } = createGateway(gateway.deps);
+  const { handler, refreshDue } = createGateway(gateway.deps);
 
   const refreshTimer = setInterval(() => {
     refreshDue().catch((err: unknown) => logger.warn({ err }, 'refresh-ahead tick failed'));
   }, 1_000);
-  const server = app.listen(config.GATEWAY_PORT, config.HOST);
+  const server = createServer(handler).listen(config.GATEWAY_PORT, config.HOST);
   await new Promise<void>((resolve, reject) => {
     server.once('listening', resolve);
     server.once('error', reject);

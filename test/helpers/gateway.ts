@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { KeyStore, type Tier } from '../../src/auth/key-store.js';
 import type { Config } from '../../src/config/index.js';
 import { migrate } from '../../src/db/migrate.js';
-import { createApp } from '../../src/gateway/app.js';
+import { createGateway } from '../../src/gateway/app.js';
 import { createPgPool } from '../../src/lib/postgres.js';
 import { closeRedis, createRedis, redisReady } from '../../src/lib/redis.js';
 import { openGateway } from '../../src/gateway/wiring.js';
@@ -90,9 +90,9 @@ export async function startTestGateway(
       for (const step of gateway.closing) await Promise.resolve(step.run()).catch(() => undefined);
     });
     const keys = new KeyStore(pool);
-    const app = createApp(gateway.deps);
+    const { handler } = createGateway(gateway.deps);
     const server: Server = await new Promise((resolve, reject) => {
-      const s = app.listen(0, '127.0.0.1');
+      const s = createServer(handler).listen(0, '127.0.0.1');
       s.once('listening', () => resolve(s));
       s.once('error', reject);
     });

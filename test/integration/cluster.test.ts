@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Config } from '../../src/config/index.js';
@@ -96,6 +97,30 @@ describe('the cluster end to end, through nginx', () => {
     }
     assert.equal(seen.size, 2, [...seen].join(', '));
     for (const s of seen) assert.match(s, /gateway:\d+$/);
+  });
+
+  it('answers the same whether the fast path or Express reads the body', async () => {
+    // application/json is read by the gateway's fast path; a +json type, a gzip body and a
+    // non-UTF-8 charset go to Express's body parser. Same answers, same error codes.
+    const body = JSON.stringify({ input: `Both paths agree ${Date.now()}`, task: 'tokens' });
+    const post = (headers: Record<string, string>, payload: string | Buffer = body) =>
+      http(`${base}/v1/skills/nlp/infer`, {
+        method: 'POST',
+        body: payload,
+        headers: { ...auth, 'cache-control': 'no-store', ...headers },
+      });
+    const fast = await post({ 'content-type': 'application/json' });
+    const vendor = await post({ 'content-type': 'application/vnd.example+json' });
+    const gzipped = await post({ 'content-type': 'application/json', 'content-encoding': 'gzip' }, gzipSync(body));
+    for (const res of [fast, vendor, gzipped]) {
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(res.body.output, fast.body.output);
+      assert.equal(res.headers.get('x-cache'), 'BYPASS', res.text);
+      assert.ok(res.headers.get('ratelimit-remaining'), 'rate limit headers on both paths');
+    }
+    const latin1 = await post({ 'content-type': 'application/json; charset=latin1' });
+    assert.equal(latin1.status, 415, latin1.text);
+    assert.equal(latin1.body.error.code, 'UNSUPPORTED_MEDIA_TYPE', latin1.text);
   });
 
   it('keeps the client request id and echoes it in error bodies', async () => {

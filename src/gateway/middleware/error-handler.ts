@@ -1,4 +1,6 @@
+import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from '../../observability/logger.js';
 import { AppError, type ErrorCode } from '../../errors/index.js';
 
 /** body-parser's error types, mapped to our codes. */
@@ -13,7 +15,7 @@ const bodyErrors: Record<string, ErrorCode> = {
   'stream.encoding.set': 'BAD_REQUEST',
 };
 
-function toAppError(err: unknown): AppError {
+export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const type = (err as { type?: unknown })?.type;
   if (typeof type === 'string' && bodyErrors[type]) {
@@ -25,19 +27,36 @@ function toAppError(err: unknown): AppError {
   return new AppError('INTERNAL', undefined, undefined, { cause: err });
 }
 
-/** Answers `{ error: { code, message, requestId } }`; never a stack trace, never a driver's message. */
+/**
+ * Answers `{ error: { code, message, requestId } }` with the error's status (and Retry-After for
+ * anything temporary); never a stack trace, never a driver's message. Plain node:http, so the
+ * fast path answers errors exactly as the Express error handler does.
+ */
+export function sendError(err: unknown, requestId: string, res: ServerResponse, log: () => Logger): void {
+  const appError = toAppError(err);
+  if (appError.code === 'INTERNAL') log().error({ err }, 'unhandled error');
+  // Every 503 is temporary by definition; tell the client when to come back.
+  const retryAfter = appError.retryAfterS ?? (appError.status === 503 ? 1 : undefined);
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
+  sendJson(res, appError.status, { error: { ...appError.toJSON(), requestId } });
+}
+
+/** A JSON answer with the headers Express's res.json would set. */
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const json = JSON.stringify(body);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(json));
+  res.end(json);
+}
+
 export function errorHandler() {
   return function errorHandlerMiddleware(err: unknown, req: Request, res: Response, _next: NextFunction): void {
-    const appError = toAppError(err);
-    if (appError.code === 'INTERNAL') req.log.error({ err }, 'unhandled error');
-    // Every 503 is temporary by definition; tell the client when to come back.
-    const retryAfter = appError.retryAfterS ?? (appError.status === 503 ? 1 : undefined);
-    if (retryAfter !== undefined) res.setHeader('Retry-After', String(retryAfter));
-    if (res.headersSent) {
-      res.end();
-      return;
-    }
-    res.status(appError.status).json({ error: { ...appError.toJSON(), requestId: req.id } });
+    sendError(err, req.id, res, () => req.log);
   };
 }
 

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from '../../observability/logger.js';
 import type { GatewayMetrics } from '../metrics.js';
@@ -51,27 +52,50 @@ export function requestLogger(app: Express, logger: Logger): void {
   });
 }
 
+/** What every request gets, whichever HTTP layer serves it (Express or the fast path). */
+export interface TrackedRequest {
+  id: string;
+  receivedAt: number;
+}
+
 /**
- * Gives every request an id (the client's X-Request-Id if acceptable), the X-Served-By header,
- * and its duration in the metrics; `req.log` comes from {@link requestLogger}.
+ * Gives a request its id (the client's X-Request-Id if acceptable) and arrival time, sets
+ * X-Request-Id and X-Served-By, and counts it in flight and by duration once it closes (`route`
+ * and `log` are asked then).
  */
-export function requestContext({ instance, metrics }: RequestContextOptions) {
+export function trackRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  { instance, metrics }: RequestContextOptions,
+  route: () => string,
+  log: () => Logger,
+): TrackedRequest {
+  const given = req.headers['x-request-id'];
+  const id = typeof given === 'string' && acceptableId.test(given) ? given : randomUUID();
+  const receivedAt = requestStart(req.headers['x-request-start'], Date.now());
+  res.setHeader('X-Request-Id', id);
+  res.setHeader('X-Served-By', instance);
+  const start = process.hrtime.bigint();
+  metrics.inFlight.inc();
+  res.once('close', () => {
+    metrics.inFlight.dec();
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const labels = { route: route(), method: req.method ?? '', status: String(res.statusCode) };
+    metrics.requestDuration.observe(labels, seconds);
+    if (res.statusCode >= 500) log().warn({ status: res.statusCode, route: labels.route, seconds }, 'request failed');
+    else if (log().isLevelEnabled('debug'))
+      log().debug({ status: res.statusCode, route: labels.route, seconds }, 'request');
+  });
+  return { id, receivedAt };
+}
+
+/** {@link trackRequest} as Express middleware; `req.log` comes from {@link requestLogger}. */
+export function requestContext(opts: RequestContextOptions) {
   return function requestContextMiddleware(req: Request, res: Response, next: NextFunction): void {
-    const given = req.headers['x-request-id'];
-    req.id = typeof given === 'string' && acceptableId.test(given) ? given : randomUUID();
-    req.receivedAt = requestStart(req.headers['x-request-start'], Date.now());
-    res.setHeader('X-Request-Id', req.id);
-    res.setHeader('X-Served-By', instance);
-    const start = process.hrtime.bigint();
-    metrics.inFlight.inc();
-    res.once('close', () => {
-      metrics.inFlight.dec();
-      const route = req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched';
-      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-      metrics.requestDuration.observe({ route, method: req.method, status: String(res.statusCode) }, seconds);
-      if (res.statusCode >= 500) req.log.warn({ status: res.statusCode, route, seconds }, 'request failed');
-      else req.log.debug({ status: res.statusCode, route, seconds }, 'request');
-    });
+    const route = () => (req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched');
+    const { id, receivedAt } = trackRequest(req, res, opts, route, () => req.log);
+    req.id = id;
+    req.receivedAt = receivedAt;
     next();
   };
 }

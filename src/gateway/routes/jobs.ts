@@ -29,7 +29,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
   router.post('/v1/jobs', json, async function submitJob(req, res) {
     const { skill, rest } = splitSkill(req.body);
     const body = parseInferBody(rest, config.MAX_INPUT_CHARS);
-    const { info, item, deadlineMs } = resolveRequest(config, await snapshot(), skill, body, req);
+    const { info, item, deadlineMs } = resolveRequest(config, await snapshot(), skill, body, req.headers);
     const key = idempotencyKey(req);
     const plan = inference.plan(
       req.principal,

@@ -1,4 +1,4 @@
-import type { Request, Response } from 'express';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Tier } from '../../auth/key-store.js';
 import type { LimitDecision } from '../../cache/token-bucket.js';
 import type { Config } from '../../config/index.js';
@@ -31,7 +31,7 @@ export function resolveRequest(
   snapshot: RegistrySnapshot,
   name: string,
   body: InferBody,
-  req: Request,
+  headers: IncomingHttpHeaders,
 ): ResolvedRequest {
   const info = skillNamePattern.test(name) ? snapshot.catalogue.get(name) : undefined;
   if (!info) {
@@ -56,7 +56,7 @@ export function resolveRequest(
     }
     throw new AppError('UNKNOWN_TASK', `${name} has no task "${task}"`, { task, tasks: info.tasks });
   }
-  const header = req.headers['x-deadline-ms'];
+  const header = headers['x-deadline-ms'];
   const deadlineMs = parseDeadline(
     body.deadline_ms,
     Array.isArray(header) ? header[0] : header,
@@ -76,8 +76,13 @@ export function resolveRequest(
   };
 }
 
+/** Where response headers go: an Express Response or a plain node:http ServerResponse. */
+export interface HeaderSink {
+  setHeader(name: string, value: string): unknown;
+}
+
 /** Sets the IETF RateLimit header fields (allowed and refused alike) and refuses over the limit. */
-export function enforceLimit(res: Response, limit: LimitDecision, config: Config, tier: Tier): void {
+export function enforceLimit(res: HeaderSink, limit: LimitDecision, config: Config, tier: Tier): void {
   res.setHeader('RateLimit-Limit', String(limit.limit));
   res.setHeader('RateLimit-Remaining', String(limit.remaining));
   res.setHeader('RateLimit-Reset', String(limit.resetS));
