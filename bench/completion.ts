@@ -27,7 +27,7 @@ import { pino } from 'pino';
 import { closeRedis, createRedis, redisReady } from '../src/lib/redis.js';
 import { type CompletionMessage, type InferJobData, type InferJobResult, queuePrefix } from '../src/queue/job.js';
 import { priorityFor } from '../src/queue/priority.js';
-import { JobProducer } from '../src/queue/producer.js';
+import { JobProducer, RETAINED_JOBS } from '../src/queue/producer.js';
 import { perJobChannel } from '../test/helpers/completion-worker.js';
 import { deleteKeys } from '../test/helpers/env.js';
 import { machine, writeSection } from './doc-section.js';
@@ -80,8 +80,8 @@ const addOptions = (jobId: string) => ({
   jobId,
   priority: priority(),
   attempts: 1,
-  removeOnComplete: { age: RETENTION_S, count: 1_000 },
-  removeOnFail: { age: RETENTION_S, count: 1_000 },
+  removeOnComplete: { age: RETENTION_S, count: RETAINED_JOBS },
+  removeOnFail: { age: RETENTION_S, count: RETAINED_JOBS },
 });
 
 /** Each variant has its own command connection and its own listening connection, as a gateway would. */
@@ -351,8 +351,9 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
     '',
     'A no-op BullMQ worker (concurrency 64) runs in a child process, so the waiting side has its event loop to ' +
       'itself; both talk to one local Redis. Each job is timed from before its `add` until its waiter holds the ' +
-      'result, and added with the options JobProducer uses (a gateway priority, attempts 1, kept 60 s / 1,000 ' +
-      'jobs after it finishes). Each variant has its own queue, command connection and listening connection. ' +
+      'result, and added with the options JobProducer uses (a gateway priority, attempts 1, kept ' +
+      `${RETENTION_S} s / ${RETAINED_JOBS.toLocaleString('en-US')} jobs after it finishes). ` +
+      'Each variant has its own queue, command connection and listening connection. ' +
       `The ${latencyJobs} sequential jobs and the ${throughputJobs} jobs at ${inFlight} in flight are each split into ` +
       `${rounds} rounds that run every variant back to back, rotating which goes first, after a warm-up; ` +
       'latency percentiles are over all jobs, jobs/s is the median over rounds.',
@@ -400,11 +401,12 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
       'on real Redis.',
     '- **A gateway restart.** Its waiters lived in its memory and its clients’ connections died with it: ' +
       'there is nobody to answer. The jobs still run; the new process subscribes again before it listens.',
-    '- **Where the safety net has holes** (todo tests in the same file). The read needs the finished job still ' +
-      'to be there: jobs that are not coalesced are kept 60 s (JOB_RETENTION_S) but at most 1,000 per queue, ' +
-      'i.e. a fraction of a second at the rates above; coalesced jobs (every deterministic request) are removed ' +
-      'as soon as they finish, so for them a lost message still ends in a 504. And on one gateway, identical ' +
-      'requests share their waiters: the first deadline to come answers them all.',
+    '- **What the safety net needs.** The read at the deadline needs the finished job still to be there: ' +
+      `every finished job, coalesced or not, is kept ${RETENTION_S} s (JOB_RETENTION_S) and at most ` +
+      `${RETAINED_JOBS.toLocaleString('en-US')} per queue, seconds of work even at the rates above. Each request ` +
+      'has its own deadline and its own read (one HMGET, given at most 250 ms), so an identical request timing ' +
+      'out on the same gateway does not answer the others, and a Redis that hangs cannot hold a 504 long past ' +
+      'its deadline (test/integration/completion.test.ts).',
     '',
     '**BRPOP** (the worker LPUSHes the result to a list of the job’s own and each waiter blocks on it) is not ' +
       'measured here. Reasoning: a blocked BRPOP holds its connection, so a gateway needs one Redis connection ' +

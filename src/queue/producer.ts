@@ -61,7 +61,7 @@ type Finished = { finishedOn: number } & ({ ok: true; result: InferJobResult } |
  * stay larger than a deadline's worth of completions, or a waiter that lost its message finds
  * nothing at its deadline (at 2,000 jobs/s, 10,000 is 5 s).
  */
-const RETAINED_JOBS = 10_000;
+export const RETAINED_JOBS = 10_000;
 
 /** The last look at a job past a waiter's deadline may take this long; then the answer is 504. */
 const FINAL_READ_MS = 250;
