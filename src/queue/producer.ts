@@ -51,6 +51,10 @@ interface Waiter {
   resolve: (r: InferJobResult) => void;
   reject: (e: AppError) => void;
   timer?: NodeJS.Timeout;
+  /** This request's own deadline (a coalesced job carries the deadline of the request that added it). */
+  deadlineAt: number;
+  /** Coalesced requests: queue the job again, with this request's data and deadline. */
+  retry?: () => Promise<void>;
 }
 
 /** A finished job as read from its hash: what a late or lost-message waiter answers with. */
@@ -62,6 +66,12 @@ type Finished = { finishedOn: number } & ({ ok: true; result: InferJobResult } |
  * nothing at its deadline (at 2,000 jobs/s, 10,000 is 5 s).
  */
 export const RETAINED_JOBS = 10_000;
+
+/**
+ * A coalesced request whose shared job timed out (it carried an earlier request's deadline) runs
+ * it again if it has at least this long left; otherwise it answers the 504 too.
+ */
+const RETRY_MIN_LEFT_MS = 50;
 
 /** The last look at a job past a waiter's deadline may take this long; then the answer is 504. */
 const FINAL_READ_MS = 250;
@@ -79,6 +89,8 @@ const BACKLOG_WINDOW_S = 10;
 export class JobProducer {
   private readonly queues = new Map<string, Queue>();
   private readonly waiters = new Map<string, Set<Waiter>>();
+  /** Job ids this gateway is re-queueing right now (see replace). */
+  private readonly replacing = new Set<string>();
   private readonly onMessage = (channel: string, message: string) => {
     if (channel === this.channel) this.onCompletion(message);
   };
@@ -127,7 +139,8 @@ export class JobProducer {
   run(data: InferJobData & { deadlineAt: number }, opts: RunOptions): Promise<InferJobResult> {
     const id = opts.coalesceId ?? randomUUID();
     return new Promise<InferJobResult>((resolve, reject) => {
-      const waiter: Waiter = { id, resolve, reject };
+      const waiter: Waiter = { id, resolve, reject, deadlineAt: data.deadlineAt };
+      if (opts.coalesceId) waiter.retry = () => this.replace(this.queue(data.skill), data, id, opts);
       let list = this.waiters.get(id);
       if (!list) this.waiters.set(id, (list = new Set()));
       list.add(waiter);
@@ -156,12 +169,40 @@ export class JobProducer {
     const finished = await this.readFinished(queue, id);
     if (!finished) return; // waiting or running: its completion message is still to come
     if (finished.finishedOn >= (opts.arrivedAt ?? data.enqueuedAt)) {
-      this.settleOne(waiter, (w) => (finished.ok ? w.resolve(finished.result) : w.reject(finished.error)));
+      if (finished.ok) this.settleOne(waiter, (w) => w.resolve(finished.result));
+      else this.fail(waiter, finished.error);
       return;
     }
-    // If another gateway replaced it first, its new job is the one joined.
-    await queue.remove(id).catch(() => 0);
-    await this.enqueue(queue, data, id, opts);
+    await this.replace(queue, data, id, opts);
+  }
+
+  /** A fresh job in place of a finished one. If another gateway replaced it first, its new job is the one joined. */
+  private async replace(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<void> {
+    if (this.replacing.has(id)) return; // another request on this gateway is already doing it
+    this.replacing.add(id);
+    try {
+      await queue.remove(id).catch(() => 0);
+      await this.enqueue(queue, data, id, opts);
+    } finally {
+      this.replacing.delete(id);
+    }
+  }
+
+  /**
+   * Answers a request with its job's error, except a coalesced request whose shared job ran out
+   * of an earlier request's time while its own deadline is still ahead: it queues the job again.
+   */
+  private fail(waiter: Waiter, error: AppError): void {
+    const { retry } = waiter;
+    if (error.code === 'DEADLINE_EXCEEDED' && retry && waiter.deadlineAt - Date.now() >= RETRY_MIN_LEFT_MS) {
+      retry().catch((err: unknown) =>
+        this.settleOne(waiter, (w) =>
+          w.reject(new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err })),
+        ),
+      );
+      return;
+    }
+    this.settleOne(waiter, (w) => w.reject(error));
   }
 
   /**
@@ -274,8 +315,12 @@ export class JobProducer {
     }
     if (msg.skill) this.backpressure.completed(msg.skill);
     if (!this.waiters.has(msg.id)) return;
-    if (msg.ok) this.settleAll(msg.id, (w) => w.resolve(msg.result));
-    else this.settleAll(msg.id, (w) => w.reject(AppError.from(msg.error)));
+    if (msg.ok) {
+      this.settleAll(msg.id, (w) => w.resolve(msg.result));
+      return;
+    }
+    const error = AppError.from(msg.error);
+    for (const waiter of [...(this.waiters.get(msg.id) ?? [])]) this.fail(waiter, error);
   }
 
   /**

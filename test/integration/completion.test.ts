@@ -200,6 +200,39 @@ describe('job completion: the shared channel and the safety net at the deadline'
     assert.deepEqual(await patient, noopResult(patientJob.requestId));
   });
 
+  it('runs a shared job again for a request with time left when it expired on an earlier request’s deadline', async () => {
+    const skill = 'expired-shared-job';
+    let attempts = 0;
+    // As the dispatcher does: a job whose deadline has passed is dropped unread.
+    const w = await worker(skill, {
+      publish: true,
+      autorun: false,
+      processor: async (job) => {
+        attempts += 1;
+        if ((job.data.deadlineAt ?? Infinity) <= Date.now()) throw new AppError('DEADLINE_EXCEEDED');
+        return noopResult(job.data.requestId);
+      },
+    });
+    const producer = await gateway();
+    const id = `c-${randomUUID()}`;
+    const hasty = producer.run(data(skill, 300), { coalesceId: id, priority: 1 });
+    // The hasty request's add comes first, so the shared job carries its deadline.
+    const jobKey = `${queuePrefix(keyPrefix)}:${skill}:${id}`;
+    await eventually(async () => assert.equal(await commands.exists(jobKey), 1, 'the hasty add is in'), {
+      intervalMs: 20,
+    });
+    const patientJob = data(skill, 10_000);
+    const patient = producer.run(patientJob, { coalesceId: id, priority: 1 });
+    patient.catch(() => undefined);
+    await assert.rejects(hasty, { code: 'DEADLINE_EXCEEDED' });
+    void w.run();
+
+    // The shared job carried the hasty deadline and was dropped; the patient request queued it again.
+    assert.deepEqual(await patient, noopResult(patientJob.requestId));
+    assert.equal(attempts, 2);
+    assert.equal(producer.pending(), 0);
+  });
+
   it('shares a finished job with a request that arrived while it ran, not with one that came after', async () => {
     const skill = 'late-joiners';
     let runs = 0;
