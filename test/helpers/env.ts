@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,10 +10,25 @@ import { ensureModels } from './models.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** `count` consecutive free TCP ports on 127.0.0.1. */
+/**
+ * The first port the kernel hands out for outgoing connections (Linux: 32768 by default). Ports
+ * picked for listening stay below it: a port in that range can be free when we look and be the
+ * local end of some Redis or Postgres connection by the time a gateway binds it.
+ */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return Number.isInteger(low) && low > 21_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+/** `count` consecutive free TCP ports on 127.0.0.1, below the ephemeral range. */
 export async function freePorts(count: number): Promise<number[]> {
+  const span = ephemeralLow() - 20_000 - count;
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
+    const base = 20_000 + Math.floor(Math.random() * span);
     const ports = Array.from({ length: count }, (_, i) => base + i);
     if ((await Promise.all(ports.map(isFree))).every(Boolean)) return ports;
   }
