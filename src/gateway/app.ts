@@ -1,5 +1,5 @@
 import type { RequestListener } from 'node:http';
-import express, { type Express } from 'express';
+import express from 'express';
 import type { GatewayDeps } from './deps.js';
 import { fastInfer } from './fast-path.js';
 import { createInference } from './inference.js';
@@ -20,7 +20,6 @@ import { skillRoutes } from './routes/skills.js';
  * refresh-ahead predictor says are due, and main.ts calls it on a timer.
  */
 export function createGateway(deps: GatewayDeps): {
-  app: Express;
   handler: RequestListener;
   refreshDue: (now?: number) => Promise<number>;
 } {
@@ -38,8 +37,7 @@ export function createGateway(deps: GatewayDeps): {
   const context = { instance: deps.instance, metrics };
   requestLogger(app, deps.logger);
   app.use(requestContext(context));
-  // Everything under /v1 is the API: it needs a key. Health and metrics below do not. The
-  // infer route comes first: it is the one the traffic is for, and Express tries routes in order.
+  // Everything under /v1 is the API: it needs a key. Health and metrics below do not.
   app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps, serveInfer));
   app.use(jobRoutes(deps, inference));
@@ -51,5 +49,5 @@ export function createGateway(deps: GatewayDeps): {
   const handler: RequestListener = (req, res) => {
     if (!fast(req, res)) app(req, res);
   };
-  return { app, handler, refreshDue: inference.refreshDue };
+  return { handler, refreshDue: inference.refreshDue };
 }

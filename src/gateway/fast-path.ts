@@ -1,9 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import getRawBody from 'raw-body';
-import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { GatewayDeps } from './deps.js';
-import { sendError, sendJson } from './middleware/error-handler.js';
+import { invalidJson, sendError, sendJson } from './middleware/error-handler.js';
 import { type RequestContextOptions, type TrackedRequest, trackRequest } from './middleware/request-context.js';
 import type { InferService } from './routes/infer.js';
 
@@ -54,7 +53,7 @@ export function fastInfer(
       try {
         body = JSON.parse(raw);
       } catch {
-        throw new AppError('INVALID_JSON', 'the request body is not valid JSON');
+        throw invalidJson();
       }
     }
     const answer = await serve(

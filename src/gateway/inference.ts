@@ -81,11 +81,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     recompute: async (p) =>
       (
         await computeAndStore(
-          {
-            ...p,
-            arrivedAt: Date.now(),
-            deadlineAt: Date.now() + (config.DEADLINES_MS[p.skill.name] ?? config.REQUEST_TIMEOUT_MS),
-          },
+          { ...p, arrivedAt: Date.now(), deadlineAt: deadlineFor(p.skill.name) },
           `refresh-${randomUUID()}`,
         )
       ).expiresAt,
@@ -102,6 +98,11 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     recipeTtlMs: 2 * Math.max(config.CACHE_TTL_S, ...Object.values(config.CACHE_TTLS)) * 1000,
   });
 
+  /** Epoch ms by which an answer is needed: the request's own deadline, else the skill's default. */
+  function deadlineFor(skill: string, deadlineMs?: number): number {
+    return Date.now() + (deadlineMs ?? config.DEADLINES_MS[skill] ?? config.REQUEST_TIMEOUT_MS);
+  }
+
   function plan(
     principal: Principal,
     skill: SkillInfo,
@@ -113,8 +114,15 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   ): Plan {
     const deterministic = skill.deterministic || item.temperature === 0;
     const ttlS = config.CACHE_TTLS[skill.name] ?? config.CACHE_TTL_S;
-    const deadlineAt = Date.now() + (deadlineMs ?? config.DEADLINES_MS[skill.name] ?? config.REQUEST_TIMEOUT_MS);
-    const base = { principal, skill, item, directives, ttlS, deadlineAt, arrivedAt };
+    const base = {
+      principal,
+      skill,
+      item,
+      directives,
+      ttlS,
+      deadlineAt: deadlineFor(skill.name, deadlineMs),
+      arrivedAt,
+    };
     if (!deterministic) return base;
     const scope = config.CACHE_SHARED_SKILLS.includes(skill.name) ? 'shared' : principal.tenantId;
     const hash = cacheKeyHash({

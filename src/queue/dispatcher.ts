@@ -57,6 +57,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const batchers = new Map<string, DynamicBatcher<Picked, InferJobResult>>();
   const channel = completionChannel(config.KEY_PREFIX);
   let watch: NodeJS.Timeout | undefined;
+  /** Seconds, from half a millisecond (a batch's wait) to the longest skill call. */
+  const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
   const jobsTotal = new Counter({
     name: 'dispatcher_jobs_total',
@@ -68,14 +70,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     name: 'dispatcher_queue_wait_seconds',
     help: 'Time from enqueue until the job was sent to the skill (with batching: its batch was)',
     labelNames: ['skill'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: latencyBuckets,
     registers: [deps.metrics],
   });
   const skillCall = new Histogram({
     name: 'dispatcher_skill_call_seconds',
     help: 'gRPC round trip to the skill, as the dispatcher saw it',
     labelNames: ['skill'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: latencyBuckets,
     registers: [deps.metrics],
   });
   const batchSize = new Histogram({
@@ -96,7 +98,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     name: 'dispatcher_batch_compute_seconds',
     help: "Model time of each InferBatch call, as the skill's Timing reported it",
     labelNames: ['skill'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    buckets: latencyBuckets,
     registers: [deps.metrics],
   });
 

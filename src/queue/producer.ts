@@ -57,8 +57,11 @@ interface Waiter {
   retry?: () => Promise<void>;
 }
 
+/** How a job ended: its result or its error. */
+type Outcome = { ok: true; result: InferJobResult } | { ok: false; error: AppError };
+
 /** A finished job as read from its hash: what a late or lost-message waiter answers with. */
-type Finished = { finishedOn: number } & ({ ok: true; result: InferJobResult } | { ok: false; error: AppError });
+type Finished = { finishedOn: number } & Outcome;
 
 /**
  * Finished jobs kept per queue at most: with `retentionS` it bounds Redis memory, and it must
@@ -149,9 +152,7 @@ export class JobProducer {
         Math.max(0, data.deadlineAt - Date.now()),
       );
       this.enqueueOrJoin(data, id, opts, waiter).catch((err: unknown) =>
-        this.settleOne(waiter, (w) =>
-          w.reject(new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err })),
-        ),
+        this.settleOne(waiter, (w) => w.reject(queueUnavailable(err))),
       );
     });
   }
@@ -169,8 +170,7 @@ export class JobProducer {
     const finished = await this.readFinished(queue, id);
     if (!finished) return; // waiting or running: its completion message is still to come
     if (finished.finishedOn >= (opts.arrivedAt ?? data.enqueuedAt)) {
-      if (finished.ok) this.settleOne(waiter, (w) => w.resolve(finished.result));
-      else this.fail(waiter, finished.error);
+      this.answer(waiter, finished);
       return;
     }
     await this.replace(queue, data, id, opts);
@@ -188,6 +188,12 @@ export class JobProducer {
     }
   }
 
+  /** Answers a request with its job's outcome. */
+  private answer(waiter: Waiter, outcome: Outcome): void {
+    if (outcome.ok) this.settleOne(waiter, (w) => w.resolve(outcome.result));
+    else this.fail(waiter, outcome.error);
+  }
+
   /**
    * Answers a request with its job's error, except a coalesced request whose shared job ran out
    * of an earlier request's time while its own deadline is still ahead: it queues the job again.
@@ -195,11 +201,7 @@ export class JobProducer {
   private fail(waiter: Waiter, error: AppError): void {
     const { retry } = waiter;
     if (error.code === 'DEADLINE_EXCEEDED' && retry && waiter.deadlineAt - Date.now() >= RETRY_MIN_LEFT_MS) {
-      retry().catch((err: unknown) =>
-        this.settleOne(waiter, (w) =>
-          w.reject(new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err })),
-        ),
-      );
+      retry().catch((err: unknown) => this.settleOne(waiter, (w) => w.reject(queueUnavailable(err))));
       return;
     }
     this.settleOne(waiter, (w) => w.reject(error));
@@ -248,7 +250,7 @@ export class JobProducer {
       if (!job) throw new Error('the job vanished right after it was added');
       return job;
     } catch (err) {
-      throw new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err });
+      throw queueUnavailable(err);
     }
   }
 
@@ -256,7 +258,7 @@ export class JobProducer {
     try {
       return (await this.queue(skill).getJob(id)) ?? undefined;
     } catch (err) {
-      throw new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err });
+      throw queueUnavailable(err);
     }
   }
 
@@ -273,7 +275,8 @@ export class JobProducer {
     }
     this.deps.subscriber.off('message', this.onMessage);
     await Promise.allSettled([...this.queues.values()].map((q) => q.close()));
-    for (const id of [...this.waiters.keys()]) this.settleAll(id, (w) => w.reject(new AppError('SHUTTING_DOWN')));
+    for (const id of [...this.waiters.keys()])
+      for (const waiter of this.waitersOf(id)) this.settleOne(waiter, (w) => w.reject(new AppError('SHUTTING_DOWN')));
   }
 
   private queue(skill: string): Queue {
@@ -286,15 +289,9 @@ export class JobProducer {
     return queue;
   }
 
-  /** Answers every request waiting for job `id` on this gateway (its completion message came). */
-  private settleAll(id: string, fn: (w: Waiter) => void): void {
-    const list = this.waiters.get(id);
-    if (!list) return;
-    this.waiters.delete(id);
-    for (const w of list) {
-      clearTimeout(w.timer);
-      fn(w);
-    }
+  /** Every request waiting for job `id` on this gateway. */
+  private waitersOf(id: string): Waiter[] {
+    return [...(this.waiters.get(id) ?? [])];
   }
 
   /** Answers one request; the others waiting for the same job keep waiting. */
@@ -315,12 +312,8 @@ export class JobProducer {
     }
     if (msg.skill) this.backpressure.completed(msg.skill);
     if (!this.waiters.has(msg.id)) return;
-    if (msg.ok) {
-      this.settleAll(msg.id, (w) => w.resolve(msg.result));
-      return;
-    }
-    const error = AppError.from(msg.error);
-    for (const waiter of [...(this.waiters.get(msg.id) ?? [])]) this.fail(waiter, error);
+    const outcome: Outcome = msg.ok ? { ok: true, result: msg.result } : { ok: false, error: AppError.from(msg.error) };
+    for (const waiter of this.waitersOf(msg.id)) this.answer(waiter, outcome);
   }
 
   /**
@@ -340,9 +333,13 @@ export class JobProducer {
     } finally {
       clearTimeout(timer);
     }
-    if (finished?.ok) this.settleOne(waiter, (w) => w.resolve(finished.result));
-    else if (finished) this.settleOne(waiter, (w) => w.reject(finished.error));
+    // Past its own deadline, an expired shared job is this request's 504 too (fail does not retry).
+    if (finished) this.answer(waiter, finished);
     // Still waiting: the dispatcher drops it unread, since its deadline is in the job.
     else this.settleOne(waiter, (w) => w.reject(new AppError('DEADLINE_EXCEEDED', undefined, { skill })));
   }
+}
+
+function queueUnavailable(err: unknown): AppError {
+  return new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { cause: err });
 }

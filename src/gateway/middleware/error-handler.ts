@@ -15,12 +15,17 @@ const bodyErrors: Record<string, ErrorCode> = {
   'stream.encoding.set': 'BAD_REQUEST',
 };
 
+/** A body that is not JSON, whichever layer parsed it. */
+export function invalidJson(): AppError {
+  return new AppError('INVALID_JSON', 'the request body is not valid JSON');
+}
+
 export function toAppError(err: unknown): AppError {
   if (err instanceof AppError) return err;
   const type = (err as { type?: unknown })?.type;
   if (typeof type === 'string' && bodyErrors[type]) {
     const code = bodyErrors[type];
-    return new AppError(code, code === 'INVALID_JSON' ? 'the request body is not valid JSON' : undefined);
+    return code === 'INVALID_JSON' ? invalidJson() : new AppError(code);
   }
   const status = (err as { status?: unknown })?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) return new AppError('BAD_REQUEST');

@@ -49,8 +49,8 @@ export function skillRoutes({ config, skills }: GatewayDeps, serveInfer: InferSe
       });
   }
 
-  // First: the route the traffic is for (Express tries routes in order). Most of it never gets
-  // here: the gateway's fast path (fast-path.ts) serves plain JSON requests with the same service.
+  // Most infer traffic never gets here: the gateway's fast path (fast-path.ts) serves plain JSON
+  // requests with the same service. This route takes the other body types, charsets and codings.
   router.post('/v1/skills/:skill/infer', json, async function infer(req, res) {
     const call = {
       skill: req.params.skill as string,
