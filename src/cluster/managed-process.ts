@@ -74,8 +74,7 @@ export class ManagedProcess {
 
   /** Asks the process to stop, and kills it if it has not exited within `timeoutMs`. */
   async stop(timeoutMs: number): Promise<void> {
-    this.stopping = true;
-    clearTimeout(this.restartTimer);
+    this.markStopping();
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return;
     const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));

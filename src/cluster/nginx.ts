@@ -10,9 +10,9 @@ export interface NginxParams {
   gateways: { host: string; port: number }[];
   clientMaxBodyBytes: number;
   proxyReadTimeoutS: number;
-  /** Requests per second per client IP, and the burst above it (defaults: 1,000 r/s, 2,000). */
-  ratePerIp?: number;
-  burstPerIp?: number;
+  /** Requests per second per client IP, and the burst above it (NGINX_RATE_PER_IP, NGINX_BURST_PER_IP). */
+  ratePerIp: number;
+  burstPerIp: number;
   workers?: number;
 }
 
@@ -31,8 +31,8 @@ export function renderNginxConfig(params: NginxParams, template = readFileSync(n
       .join('\n'),
     CLIENT_MAX_BODY_SIZE: `${Math.ceil(params.clientMaxBodyBytes / 1024)}k`,
     PROXY_READ_TIMEOUT: `${Math.ceil(params.proxyReadTimeoutS)}s`,
-    RATE_PER_IP: String(params.ratePerIp ?? 1_000),
-    BURST_PER_IP: String(params.burstPerIp ?? 2_000),
+    RATE_PER_IP: String(params.ratePerIp),
+    BURST_PER_IP: String(params.burstPerIp),
   };
   return template.replace(/\$\{([A-Z_]+)\}/g, (whole, name: string) => {
     const value = values[name];

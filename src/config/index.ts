@@ -310,3 +310,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function instanceId(config: Config, role: string, port?: number): string {
   return config.INSTANCE_ID ?? `${hostname()}:${role}${port === undefined ? `:${process.pid}` : `:${port}`}`;
 }
+
+/** How long a request to `skill` may take when it names no deadline of its own, in ms. */
+export function defaultDeadlineMs(config: Config, skill: string): number {
+  return config.DEADLINES_MS[skill] ?? config.REQUEST_TIMEOUT_MS;
+}

@@ -10,7 +10,7 @@ export class MigrationError extends Error {
 }
 
 /** Identifiers cannot be bound as parameters; the schema name is validated by the config schema too. */
-export function quoteIdent(name: string): string {
+function quoteIdent(name: string): string {
   if (!/^[a-z_][a-z0-9_]{0,62}$/.test(name)) throw new MigrationError(`invalid schema name "${name}"`);
   return `"${name}"`;
 }

@@ -26,7 +26,7 @@ const unavailableMessages =
   /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection error|Cannot use a pool after calling end|the database system is (starting up|shutting down|in recovery mode)/i;
 
 /** True when `err` is Postgres being down, unreachable, overloaded or too slow. */
-export function isPgUnavailable(err: unknown): boolean {
+function isPgUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | undefined;
   const code = typeof e?.code === 'string' ? e.code : '';
   if (unavailableStates.has(code) || code.startsWith('08') || unavailableNodeCodes.has(code)) return true;

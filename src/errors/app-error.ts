@@ -23,7 +23,9 @@ export class AppError extends Error {
     super(message ?? errorCatalogue[code].message, { cause: options?.cause });
     this.name = 'AppError';
     this.status = errorCatalogue[code].status;
-    this.retryAfterS = options?.retryAfterS;
+    // A `retryAfterS` detail is how Retry-After survives serialisation (job failures, skill items).
+    const detail = details?.retryAfterS;
+    this.retryAfterS = options?.retryAfterS ?? (typeof detail === 'number' && detail > 0 ? detail : undefined);
   }
 
   toJSON(): ErrorBody {
@@ -35,11 +37,7 @@ export class AppError extends Error {
     if (body instanceof AppError) return body;
     const b = body as Partial<ErrorBody> | undefined;
     if (b && isErrorCode(b.code)) {
-      // Retry-After survives serialisation as a detail (job failures travel as JSON).
-      const retryAfterS = b.details?.retryAfterS;
-      return new AppError(b.code, b.message, b.details, {
-        retryAfterS: typeof retryAfterS === 'number' && retryAfterS > 0 ? retryAfterS : undefined,
-      });
+      return new AppError(b.code, b.message, b.details);
     }
     return new AppError('INTERNAL', undefined, undefined, { cause: body });
   }

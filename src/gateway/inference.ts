@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/key-store.js';
 import { RefreshPredictor } from '../cache/refresh-ahead.js';
-import { priorityFor, priorityPolicy } from '../queue/priority.js';
+import { jobPriority, priorityPolicy } from '../queue/priority.js';
 import { cacheKeyHash } from '../cache/cache-key.js';
 import type { CacheDirectives } from '../cache/cache-control.js';
 import type { CacheEntry } from '../cache/response-cache.js';
 import type { LimitDecision } from '../cache/token-bucket.js';
+import { defaultDeadlineMs } from '../config/index.js';
 import { AppError, type ErrorCode } from '../errors/index.js';
-import type { InferJobData, InferJobResult } from '../queue/job.js';
+import { type InferJobData, type InferJobResult, outputValue } from '../queue/job.js';
 import type { SkillInfo } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -100,7 +101,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
 
   /** Epoch ms by which an answer is needed: the request's own deadline, else the skill's default. */
   function deadlineFor(skill: string, deadlineMs?: number): number {
-    return Date.now() + (deadlineMs ?? config.DEADLINES_MS[skill] ?? config.REQUEST_TIMEOUT_MS);
+    return Date.now() + (deadlineMs ?? defaultDeadlineMs(config, skill));
   }
 
   function plan(
@@ -246,8 +247,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     if (direct) return callDirect();
     try {
       await deps.jobs.admit(p.skill.name);
-      const backlog = await deps.jobs.tenantBacklog(p.skill.name, p.principal.tenantId);
-      const priority = priorityFor({ tier: p.principal.tier, tenantBacklog: backlog, now: Date.now() }, policy);
+      const priority = await jobPriority(deps.jobs, policy, p.skill.name, p.principal);
       return await deps.jobs.run(
         {
           skill: p.skill.name,
@@ -270,8 +270,3 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
 }
 
 export type Inference = ReturnType<typeof createInference>;
-
-function outputValue(job: InferJobResult): unknown {
-  const out = job.output;
-  return 'json' in out ? out.json : 'text' in out ? out.text : out.tensors;
-}

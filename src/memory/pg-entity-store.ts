@@ -1,6 +1,6 @@
 import type pg from 'pg';
 import { isPgRetryable, pgToAppError } from '../db/pg-errors.js';
-import { combineDuplicates } from './combine.js';
+import { combineDuplicates, tripleKey } from './combine.js';
 import type {
   AssertedTriple,
   EntityStore,
@@ -36,7 +36,7 @@ const columns = `id, subject, verb, object, confidence, source, assertions, crea
  * an older transaction committing later must not move the row backwards in the recall order
  * (that could repeat it in a running pagination).
  */
-export const assertSql = `
+const assertSql = `
 INSERT INTO triples AS t (tenant_id, subject, verb, object, confidence, source, assertions)
 SELECT $1::uuid, u.subject, u.verb, u.object, u.confidence, u.source, u.assertions
   FROM unnest($2::text[], $3::text[], $4::text[], $5::float8[], $6::text[], $7::int[])
@@ -138,7 +138,7 @@ export class PgEntityStore implements EntityStore {
       sorted.map((t) => t.assertions),
     ];
     const rows = await this.run<Row & { inserted: boolean }>(assertSql, values);
-    const byKey = new Map(rows.map((r) => [JSON.stringify([r.subject, r.verb, r.object]), r]));
+    const byKey = new Map(rows.map((r) => [tripleKey(r), r]));
     return combined.map((t) => {
       const row = byKey.get(t.key);
       // One statement, one row per distinct key: a missing row would be a bug, not bad input.

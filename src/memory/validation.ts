@@ -9,7 +9,7 @@ import type { TripleFilter, TripleInput } from './entity-store.js';
 export const tripleLimits = { subject: 256, verb: 128, object: 512, source: 128 } as const;
 
 /** Confidence of a fact asserted without one. */
-export const DEFAULT_CONFIDENCE = 1;
+const DEFAULT_CONFIDENCE = 1;
 
 // A UTF-16 surrogate without its partner cannot be encoded as UTF-8: it would be stored as
 // U+FFFD and read back different from what was sent.

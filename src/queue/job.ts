@@ -41,6 +41,12 @@ export interface InferJobResult {
   };
 }
 
+/** What a job's output is to a client: the JSON, the text, or the tensors. */
+export function outputValue(result: InferJobResult): unknown {
+  const out = result.output;
+  return 'json' in out ? out.json : 'text' in out ? out.text : out.tensors;
+}
+
 /** Published on the completion channel when a job reaches a final state. */
 export type CompletionMessage = { id: string; skill?: string } & (
   { ok: true; result: InferJobResult } | { ok: false; error: unknown }

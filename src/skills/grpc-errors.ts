@@ -31,9 +31,7 @@ export function fromGrpcError(err: Partial<ServiceError>, skill: string): AppErr
 export function fromItemError(error: { code: string; message: string; detailsJson?: string }, skill: string): AppError {
   const code: ErrorCode = isErrorCode(error.code) ? error.code : 'SKILL_ERROR';
   const details: Record<string, unknown> = { ...parseDetails(error.detailsJson), skill };
-  const retryAfterS =
-    typeof details.retryAfterS === 'number' && details.retryAfterS > 0 ? details.retryAfterS : undefined;
-  return new AppError(code, error.message || `${skill}: the item failed`, details, { retryAfterS });
+  return new AppError(code, error.message || `${skill}: the item failed`, details);
 }
 
 function parseDetails(json: string | undefined): Record<string, unknown> {

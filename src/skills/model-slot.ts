@@ -41,11 +41,6 @@ export class ModelSlot<T> {
     return this.calls;
   }
 
-  /** True once {@link retire} was called: it takes no new calls. */
-  get isRetired(): boolean {
-    return this.retired;
-  }
-
   /**
    * Runs `fn` with the loaded model, loading it first when needed. The call counts as in flight
    * from the moment `use` is called (synchronously), so a retire that follows waits for it.

@@ -3,8 +3,8 @@ import express, { type Request, Router } from 'express';
 import type { Job } from 'bullmq';
 import { canonicalJson } from '../../cache/cache-key.js';
 import { AppError } from '../../errors/index.js';
-import { decodeFailure, type InferJobData, type InferJobResult } from '../../queue/job.js';
-import { priorityFor, priorityPolicy } from '../../queue/priority.js';
+import { decodeFailure, type InferJobData, type InferJobResult, outputValue } from '../../queue/job.js';
+import { jobPriority, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
@@ -44,7 +44,6 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
 
     const requestHash = sha256(canonicalJson({ skill, item, deadlineMs }));
     const jobId = key ? `i-${sha256(`${req.principal.tenantId}\n${key}`).slice(0, 40)}` : `a-${randomUUID()}`;
-    const backlog = await jobs.tenantBacklog(skill, req.principal.tenantId);
     const job = await jobs.submit(
       {
         skill,
@@ -57,7 +56,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
       },
       {
         jobId,
-        priority: priorityFor({ tier: req.principal.tier, tenantBacklog: backlog, now: Date.now() }, policy),
+        priority: await jobPriority(jobs, policy, skill, req.principal),
         retentionS: config.ASYNC_JOB_RETENTION_S,
       },
     );
@@ -128,7 +127,6 @@ async function describeJob(id: string, job: Job<InferJobData, InferJobResult>) {
   const state = publicState[await job.getState()] ?? 'unknown';
   const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
   const result = state === 'completed' ? (job.returnvalue as InferJobResult | null) : null;
-  const out = result?.output;
   return {
     id,
     skill: job.data.skill,
@@ -140,7 +138,7 @@ async function describeJob(id: string, job: Job<InferJobData, InferJobResult>) {
     ...(result
       ? {
           model: result.model,
-          output: out && ('json' in out ? out.json : 'text' in out ? out.text : out.tensors),
+          output: outputValue(result),
           timings: result.timing,
         }
       : {}),

@@ -1,4 +1,5 @@
 import express, { Router } from 'express';
+import { defaultDeadlineMs } from '../../config/index.js';
 import { AppError } from '../../errors/index.js';
 import { cursorScope, decodeCursor, encodeCursor } from '../../memory/cursor.js';
 import type { AssertedTriple, StoredTriple } from '../../memory/entity-store.js';
@@ -10,7 +11,7 @@ import {
   parseForgetTriplesQuery,
   parseRecallQuery,
 } from '../../memory/validation.js';
-import { priorityFor, priorityPolicy } from '../../queue/priority.js';
+import { jobPriority, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
 import { registrySnapshot } from './request.js';
 
@@ -101,17 +102,16 @@ export function memoryRoutes({
       throw new AppError('SKILL_UNAVAILABLE', `${skill}: no replica is up`, { skill }, { retryAfterS: 1 });
     }
     await jobs.admit(skill);
-    const backlog = await jobs.tenantBacklog(skill, req.principal.tenantId);
     const result = await jobs.run(
       {
         skill,
         requestId: req.id,
         enqueuedAt: Date.now(),
         tenantId: req.principal.tenantId,
-        deadlineAt: Date.now() + (config.DEADLINES_MS[skill] ?? config.REQUEST_TIMEOUT_MS),
+        deadlineAt: Date.now() + defaultDeadlineMs(config, skill),
         item: { text: body.text, task, maxTokens: 0, modelVersion: '' },
       },
-      { priority: priorityFor({ tier: req.principal.tier, tenantBacklog: backlog, now: Date.now() }, policy) },
+      { priority: await jobPriority(jobs, policy, skill, req.principal) },
     );
     const out = result.output;
     const extraction = triplesFromSkillOutput('json' in out ? out.json : 'text' in out ? out.text : undefined);

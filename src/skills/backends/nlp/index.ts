@@ -1,9 +1,6 @@
-import type winkNLPFactory from 'wink-nlp';
 import type { BackendItem, BackendResult, ModelState, SkillBackend, SkillDescriptor } from '../../backend.js';
 import { extractTriples } from './triples.js';
-import { sentenceTokens } from './wink-tokens.js';
-
-type WinkNlp = ReturnType<typeof winkNLPFactory>;
+import { sentenceTokens, type WinkNlp } from './wink-tokens.js';
 
 const TASKS = ['sentiment', 'entities', 'pos', 'tokens', 'triples'] as const;
 type Task = (typeof TASKS)[number];

@@ -2,7 +2,8 @@ import type winkNLPFactory from 'wink-nlp';
 import type { ItemSentence, ItemToken } from 'wink-nlp';
 import type { TripleToken } from './triples-chunks.js';
 
-type WinkNlp = ReturnType<typeof winkNLPFactory>;
+/** A loaded wink-nlp instance. */
+export type WinkNlp = ReturnType<typeof winkNLPFactory>;
 
 /** The tokens of `text`, one array per sentence, with what the triple extractor reads from wink-nlp. */
 export function sentenceTokens(nlp: WinkNlp, text: string): TripleToken[][] {

@@ -54,13 +54,14 @@ function toTyped(datatype: TensorDatatype, values: readonly (number | boolean)[]
  * the shape needs. A problem is a BAD_REQUEST whose message names the input.
  */
 export function prepareItem(model: string, config: ModelConfig, tensors: readonly WireTensor[] | undefined): Prepared {
-  const expected = config.inputs.map((s) => `${s.name} (${s.datatype} ${formatShape(s.shape)})`).join(', ');
-  if (!tensors || tensors.length === 0) return bad(model, `model "${model}" takes tensor inputs: ${expected}`);
+  // Only error messages use it: built when one is.
+  const expected = () => config.inputs.map((s) => `${s.name} (${s.datatype} ${formatShape(s.shape)})`).join(', ');
+  if (!tensors || tensors.length === 0) return bad(model, `model "${model}" takes tensor inputs: ${expected()}`);
   const batching = config.max_batch_size > 0;
   const given = new Map<string, WireTensor>();
   for (const t of tensors) {
     const spec = config.inputs.find((s) => s.name === t.name);
-    if (!spec) return bad(model, `unknown input "${t.name}" for model "${model}"; it takes ${expected}`, t.name);
+    if (!spec) return bad(model, `unknown input "${t.name}" for model "${model}"; it takes ${expected()}`, t.name);
     if (given.has(t.name)) return bad(model, `input "${t.name}" is given twice`, t.name);
     given.set(t.name, t);
   }

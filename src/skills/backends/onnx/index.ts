@@ -2,7 +2,7 @@ import type { InferenceSession } from 'onnxruntime-node';
 import type { ErrorBody } from '../../../errors/index.js';
 import type { BackendItem, BackendResult, ModelState, SkillBackend, SkillDescriptor } from '../../backend.js';
 import { chunk, type PreparedItem, prepareItem, splitOutputs, stackFeeds } from './batch.js';
-import { type ModelVersion, ModelStore, type ModelStoreOptions, type ServedModel } from './model-store.js';
+import { firstLine, type ModelVersion, ModelStore, type ModelStoreOptions, type ServedModel } from './model-store.js';
 
 export type OnnxBackendOptions = ModelStoreOptions;
 
@@ -30,13 +30,14 @@ export function createOnnxBackend(opts: OnnxBackendOptions): SkillBackend {
 
   function route(item: BackendItem): Route {
     const model = store.get(item.task);
-    const names = store.list().map((m) => m.name);
-    if (!model)
+    if (!model) {
+      const names = store.list().map((m) => m.name);
       return bad(`unknown model "${item.task}"; models: ${names.join(', ')}`, { model: item.task, models: names });
-    const versions = model.versions.map((v) => String(v.version));
+    }
     if (item.modelVersion) {
       const pinned = model.versions.find((v) => String(v.version) === item.modelVersion);
       if (!pinned) {
+        const versions = model.versions.map((v) => String(v.version));
         return bad(
           `model "${model.name}" has no version "${item.modelVersion}" serving; versions: ${versions.join(', ')}`,
           {
@@ -76,7 +77,7 @@ export function createOnnxBackend(opts: OnnxBackendOptions): SkillBackend {
         for (const m of members) await run(session, g, [m], results);
         return;
       }
-      const reason = ((err as Error).message ?? '').split('\n')[0]!.slice(0, 300);
+      const reason = firstLine(err);
       results[members[0]!.index] = {
         ok: false,
         error: {

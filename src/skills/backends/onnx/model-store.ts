@@ -32,7 +32,8 @@ export interface ModelStoreOptions extends SessionSettings {
   logger: Logger;
 }
 
-function firstLine(err: unknown): string {
+/** An error's first line, at most 300 characters: enough to say what failed, never a dump. */
+export function firstLine(err: unknown): string {
   return ((err as Error)?.message ?? String(err)).split('\n')[0]!.slice(0, 300);
 }
 

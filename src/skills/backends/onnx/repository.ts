@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { type ModelConfig, parseModelConfig } from './model-config.js';
 
 /** The file every version directory holds. */
-export const MODEL_FILE = 'model.onnx';
-export const CONFIG_FILE = 'config.json';
+const MODEL_FILE = 'model.onnx';
+const CONFIG_FILE = 'config.json';
 
 /** One model directory as found on disk. */
 export interface ScannedModel {

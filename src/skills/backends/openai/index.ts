@@ -80,7 +80,7 @@ export function createOpenAiBackend(config: Config): OpenAiBackend {
     }
     const path = item.task === 'chat' ? '/chat/completions' : '/completions';
     const res = await limiter
-      .run(() => upstream.request('POST', path, payload, model, context), context.signal)
+      .run(() => upstream.request(path, payload, model, context), context.signal)
       .catch(() => ({ ok: false as const, error: { code: 'SKILL_TIMEOUT', message: 'the caller gave up' } }));
     if (!res.ok) return { ok: false, error: res.error as ErrorBody };
     return answer(item.task, res.body);

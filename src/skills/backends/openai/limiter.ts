@@ -41,8 +41,5 @@ export function createLimiter(max: number) {
         next();
       }
     },
-    get active() {
-      return active;
-    },
   };
 }

@@ -1,4 +1,5 @@
 import { upstreamMessage } from './upstream-errors.js';
+import { upstreamHeaders } from './upstream.js';
 
 /** Longest wait for the upstream's model list at start-up. */
 const STARTUP_TIMEOUT_MS = 10_000;
@@ -19,7 +20,7 @@ export async function checkUpstream(
   let text: string;
   try {
     res = await fetch(url, {
-      headers: { accept: 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) },
+      headers: upstreamHeaders(apiKey),
       signal: AbortSignal.timeout(Math.min(timeoutMs, STARTUP_TIMEOUT_MS)),
     });
     text = await res.text();

@@ -41,11 +41,7 @@ export interface UpstreamStats {
  */
 export function createUpstream(opts: UpstreamOptions) {
   const stats: UpstreamStats = { requests: 0, retries: 0, byStatus: {} };
-  const headers = {
-    'content-type': 'application/json',
-    accept: 'application/json',
-    ...(opts.apiKey ? { authorization: `Bearer ${opts.apiKey}` } : {}),
-  };
+  const headers = { 'content-type': 'application/json', ...upstreamHeaders(opts.apiKey) };
 
   async function attempt(
     path: string,
@@ -70,7 +66,6 @@ export function createUpstream(opts: UpstreamOptions) {
   }
 
   async function request(
-    method: 'GET' | 'POST',
     path: string,
     payload: unknown,
     model: string,
@@ -80,7 +75,7 @@ export function createUpstream(opts: UpstreamOptions) {
       Date.now() + opts.timeoutMs,
       limits.deadline === undefined ? Infinity : limits.deadline - REPLY_MARGIN_MS,
     );
-    const init: RequestInit = { method, ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) };
+    const init: RequestInit = { method: 'POST', ...(payload === undefined ? {} : { body: JSON.stringify(payload) }) };
     for (let retry = 0; ; retry++) {
       const res = await attempt(path, init, budgetEnd, limits.signal);
       if ('error' in res) return { ok: false, error: res.error };
@@ -107,10 +102,15 @@ export function createUpstream(opts: UpstreamOptions) {
     }
   }
 
-  return { request, stats, baseUrl: opts.baseUrl };
+  return { request, stats };
 }
 
 export type Upstream = ReturnType<typeof createUpstream>;
+
+/** What every request to the upstream sends: JSON wanted, and the API key when there is one. */
+export function upstreamHeaders(apiKey: string | undefined): Record<string, string> {
+  return { accept: 'application/json', ...(apiKey ? { authorization: `Bearer ${apiKey}` } : {}) };
+}
 
 /** "http://h:8000" and "http://h:8000/v1/" both become "http://h:8000/v1". */
 export function normaliseBaseUrl(url: string): string {
