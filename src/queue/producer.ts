@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type Job, Queue } from 'bullmq';
+import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
@@ -69,6 +69,12 @@ type Finished = { finishedOn: number } & Outcome;
  * nothing at its deadline (at 2,000 jobs/s, 10,000 is 5 s).
  */
 export const RETAINED_JOBS = 10_000;
+
+/** The BullMQ options of a job a request waits for (see JobProducer.run). */
+export function waitedJobOptions(jobId: string, priority: number, retentionS: number): JobsOptions {
+  const keep = { age: retentionS, count: RETAINED_JOBS };
+  return { jobId, priority, attempts: 1, removeOnComplete: keep, removeOnFail: keep };
+}
 
 /**
  * A coalesced request whose shared job timed out (it carried an earlier request's deadline) runs
@@ -212,14 +218,7 @@ export class JobProducer {
    * waiter that lost its message can still read the outcome at its deadline.
    */
   private enqueue(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<unknown> {
-    const keep = { age: this.deps.retentionS, count: RETAINED_JOBS };
-    return queue.add('infer', data, {
-      jobId: id,
-      priority: opts.priority,
-      attempts: 1,
-      removeOnComplete: keep,
-      removeOnFail: keep,
-    });
+    return queue.add('infer', data, waitedJobOptions(id, opts.priority, this.deps.retentionS));
   }
 
   /** The job's outcome if it finished, in one round trip; undefined while it waits or runs (or is gone). */

@@ -51,13 +51,14 @@ export async function testConfig(
   const prefix = `test-${id}`;
   const schema = `test_${id.replaceAll('-', '')}`;
   const runDir = mkdtempSync(join(tmpdir(), 'skillserve-test-'));
-  const [publicPort, gw1] = await freePorts(3);
+  // nginx, then the two gateways (GATEWAY_BASE_PORT + i): all three checked free.
+  const [publicPort, gatewayBase] = await freePorts(3);
   const env: Record<string, string> = {
     KEY_PREFIX: prefix,
     DATABASE_SCHEMA: schema,
     RUN_DIR: runDir,
     PUBLIC_PORT: String(publicPort),
-    GATEWAY_BASE_PORT: String(gw1! + 1),
+    GATEWAY_BASE_PORT: String(gatewayBase),
     LOG_LEVEL: 'warn',
     REQUEST_TIMEOUT_MS: '8000',
     SKILL_TTL_MS: '2000',
@@ -101,7 +102,7 @@ export async function deleteKeys(prefix: string): Promise<void> {
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
       cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
+      if (keys.length > 0) await redis.unlink(...keys);
     } while (cursor !== '0');
   } finally {
     redis.disconnect();

@@ -5,7 +5,6 @@ import { Registry } from 'prom-client';
 import type pg from 'pg';
 import { KeyStore, type Tier } from '../../src/auth/key-store.js';
 import type { Config } from '../../src/config/index.js';
-import { migrate } from '../../src/db/migrate.js';
 import { createGateway } from '../../src/gateway/app.js';
 import { createPgPool } from '../../src/lib/postgres.js';
 import { closeRedis, createRedis, redisReady } from '../../src/lib/redis.js';
@@ -44,7 +43,6 @@ export async function startTestGateway(
   try {
     const pool = createPgPool(config.DATABASE_URL, { name: 'test-gateway', schema: config.DATABASE_SCHEMA });
     closers.push(() => pool.end());
-    await migrate(pool, config.DATABASE_SCHEMA);
     const redis = createRedis(config.REDIS_URL, { name: 'test-gateway-skills' });
     await redisReady(redis, config.REDIS_URL);
     closers.push(() => closeRedis(redis));

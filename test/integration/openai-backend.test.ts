@@ -10,7 +10,7 @@ import { SkillClient } from '../../src/skills/client.js';
 import { fromItemError } from '../../src/skills/grpc-errors.js';
 import { createSkillServer } from '../../src/skills/server.js';
 import { type FakeOpenAi, startFakeOpenAi } from '../helpers/fake-openai.js';
-import { freePorts } from '../helpers/env.js';
+import { eventually, freePorts } from '../helpers/env.js';
 
 const item = (over: Partial<BackendItem> = {}): BackendItem => ({
   id: 'i',
@@ -180,7 +180,10 @@ describe('openai backend against an OpenAI-compatible server', () => {
     fake.script({ kind: 'ok', delayMs: 5_000 });
     const e = error((await quick.inferBatch([item()]))[0]);
     assert.equal(e.code, 'SKILL_TIMEOUT');
-    await waitFor(() => fake.generations()[0]?.aborted === true);
+    await eventually(async () => assert.equal(fake.generations()[0]?.aborted, true, 'the upstream saw the abort'), {
+      intervalMs: 20,
+      timeoutMs: 5_000,
+    });
   });
 
   it("the caller's deadline, when sooner, bounds the upstream request", async () => {
@@ -359,11 +362,3 @@ describe('the openai skill over real gRPC', () => {
     await server.stop(100);
   });
 });
-
-async function waitFor(cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
