@@ -5,8 +5,7 @@
  *
  *   npm run bench:cache-trace
  */
-import { benchmarksPath, writeSection } from './doc-section.js';
-import { cpus, release } from 'node:os';
+import { benchmarksPath, machine, writeSection } from './doc-section.js';
 import { generateTrace, simulate, type Policy, type SimResult, type TraceParams } from './cache-trace-sim.js';
 
 const TRACE: TraceParams = {
@@ -90,11 +89,6 @@ function tradeOff(results: SimResult[], ttlS: number): string {
     `half of the traffic, periodic keys no longer look periodic (long-period keys ${long(two)}): the`,
     'gateways need one shared view of the accesses for the regular path to work.',
   ].join(' ');
-}
-
-function machine(): string {
-  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
-  return `${cpu}, ${cpus().length} cores, Linux ${release()}, Node ${process.version}`;
 }
 
 function renderSection(results: SimResult[], traceSize: number, periodic: number, wallS: number): string {

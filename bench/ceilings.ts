@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { renderNginxConfig } from '../src/cluster/nginx.js';
 import { waitReady } from '../src/cluster/supervisor.js';
-import { freePort, HOST, stopChild, track } from './processes.js';
+import { freePorts } from '../test/helpers/env.js';
+import { HOST, stopChild, track } from './processes.js';
 
 export type CeilingKind = 'express' | 'http';
 
@@ -46,7 +47,7 @@ export async function startCeiling(
     }
     const prefix = join(opts.workDir, `nginx-${kind}`);
     for (const dir of [join(prefix, 'logs'), join(prefix, 'tmp')]) mkdirSync(dir, { recursive: true });
-    const listenPort = await freePort();
+    const [listenPort] = (await freePorts(1)) as [number];
     const conf = join(prefix, 'nginx.conf');
     writeFileSync(
       conf,

@@ -5,10 +5,9 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig } from '../src/config/index.js';
 import { startCluster } from '../src/cluster/supervisor.js';
-import { createPgPool } from '../src/lib/postgres.js';
-import { createRedis } from '../src/lib/redis.js';
 import type { Stack } from './ceilings.js';
-import { freePort, freePortPair, HOST } from './processes.js';
+import { deleteKeys, dropSchema, freePorts } from '../test/helpers/env.js';
+import { HOST } from './processes.js';
 
 const cliPath = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 /** Per-key requests per window and per-IP requests/s that no run of this bench can reach. */
@@ -34,9 +33,8 @@ export async function startBenchCluster(
   /** Environment on top of the bench's own (e.g. SKILLS, BATCH_MAX_SIZE); it wins. */
   extraEnv: Record<string, string> = {},
 ): Promise<BenchCluster> {
-  const gatewayBase = await freePortPair();
-  let publicPort = await freePort();
-  while (publicPort === gatewayBase || publicPort === gatewayBase + 1) publicPort = await freePort();
+  // nginx, then the two gateways (GATEWAY_BASE_PORT + i), below the kernel's ephemeral range.
+  const [publicPort, gatewayBase] = (await freePorts(3)) as [number, number, number];
   const runDir = mkdtempSync(join(tmpdir(), 'skillserve-bench-'));
   const id = randomUUID();
   const overrides = {
@@ -99,27 +97,10 @@ export async function startBenchCluster(
  * and the schema holding the cluster's API key. Each step runs even if the other failed.
  */
 async function cleanUp(config: Config, schema: string): Promise<void> {
-  const problems: string[] = [];
-  // Connect first and wait: command connections have no offline queue, a command sent before
-  // the connection is ready fails at once.
-  const redis = createRedis(config.REDIS_URL, { name: 'bench-cleanup', lazyConnect: true });
-  try {
-    await redis.connect();
-    const stream = redis.scanStream({ match: `${config.KEY_PREFIX}:*`, count: 1_000 });
-    for await (const keys of stream as AsyncIterable<string[]>) if (keys.length > 0) await redis.unlink(...keys);
-  } catch (err) {
-    problems.push(`Redis keys ${config.KEY_PREFIX}:* (${(err as Error).message})`);
-  } finally {
-    redis.disconnect();
-  }
-  const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-bench-cleanup', max: 1 });
-  try {
-    // The name is ours (bench_ + hex), not user input: safe to interpolate.
-    await pg.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-  } catch (err) {
-    problems.push(`Postgres schema ${schema} (${(err as Error).message})`);
-  } finally {
-    await pg.end();
-  }
+  const [keys, db] = await Promise.allSettled([deleteKeys(config.KEY_PREFIX), dropSchema(schema)]);
+  const problems = [
+    ...(keys.status === 'rejected' ? [`Redis keys ${config.KEY_PREFIX}:* (${(keys.reason as Error).message})`] : []),
+    ...(db.status === 'rejected' ? [`Postgres schema ${schema} (${(db.reason as Error).message})`] : []),
+  ];
   if (problems.length > 0) throw new Error(`could not remove: ${problems.join('; ')}`);
 }

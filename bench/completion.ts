@@ -16,7 +16,7 @@
  *   BENCH_ROUNDS=6                                  (rounds the counts are split into)
  *   BENCH_NO_WRITE=1 …                              (print only, leave docs/BENCHMARKS.md alone)
  */
-import { type ChildProcess, execFileSync, fork } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -27,10 +27,10 @@ import { pino } from 'pino';
 import { closeRedis, createRedis, redisReady } from '../src/lib/redis.js';
 import { type CompletionMessage, type InferJobData, type InferJobResult, queuePrefix } from '../src/queue/job.js';
 import { priorityFor } from '../src/queue/priority.js';
-import { JobProducer, RETAINED_JOBS } from '../src/queue/producer.js';
+import { JobProducer, RETAINED_JOBS, waitedJobOptions } from '../src/queue/producer.js';
 import { perJobChannel } from '../test/helpers/completion-worker.js';
 import { deleteKeys } from '../test/helpers/env.js';
-import { machine, writeSection } from './doc-section.js';
+import { fixed, machine, revision, writeSection } from './doc-section.js';
 import { killAllSync, stopChild, track } from './processes.js';
 import { median, percentile } from './queue-load.js';
 
@@ -75,14 +75,8 @@ function jobData(skill: string): InferJobData & { deadlineAt: number } {
 /** What the gateway would give a premium tenant's job now: every variant adds with the same priority. */
 const priority = () => priorityFor({ tier: 'premium', tenantBacklog: 0, now: Date.now() });
 
-/** JobProducer's options for a job that is not coalesced, for the variants that add their own. */
-const addOptions = (jobId: string) => ({
-  jobId,
-  priority: priority(),
-  attempts: 1,
-  removeOnComplete: { age: RETENTION_S, count: RETAINED_JOBS },
-  removeOnFail: { age: RETENTION_S, count: RETAINED_JOBS },
-});
+/** JobProducer's options, for the variants that add their own jobs. */
+const addOptions = (jobId: string) => waitedJobOptions(jobId, priority(), RETENTION_S);
 
 /** Each variant has its own command connection and its own listening connection, as a gateway would. */
 function connections(name: string): { redis: Redis; listener: Redis } {
@@ -219,16 +213,15 @@ async function alternate(variants: Variant[], count: number, concurrency: number
       const w = await runJobs(v, per, concurrency);
       out.get(v.name)!.push(w);
       print(
-        `  round ${r + 1} ${v.name} @${concurrency}: p50 ${fmt(median(w.ms), 2)} ms, p99 ${fmt(percentile(w.ms, 99), 2)} ms, ` +
-          `${fmt(jobsPerS(w), 0)} jobs/s, failed ${w.failed}/${per}`,
+        `  round ${r + 1} ${v.name} @${concurrency}: p50 ${fixed(median(w.ms), 2)} ms, p99 ${fixed(percentile(w.ms, 99), 2)} ms, ` +
+          `${fixed(jobsPerS(w), 0)} jobs/s, failed ${w.failed}/${per}`,
       );
     }
   }
   return out;
 }
 
-const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-const signedUs = (ms: number) => `${ms >= 0 ? '+' : '−'}${fmt(Math.abs(ms) * 1000, 0)}`;
+const signedUs = (ms: number) => `${ms >= 0 ? '+' : '−'}${fixed(Math.abs(ms) * 1000, 0)}`;
 
 function startWorker(): Promise<ChildProcess> {
   const child = track(
@@ -255,14 +248,6 @@ function startWorker(): Promise<ChildProcess> {
       }
     });
   });
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
 }
 
 let worker: ChildProcess | undefined;
@@ -318,8 +303,8 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
     const l = latency.get(n)!;
     const t = throughput.get(n)!;
     return (
-      `| ${LABELS[n]} | ${fmt(p50(n), 2)} | ${fmt(percentile(all(l), 99), 2)} | ` +
-      `${fmt(rate(n), 0)} | ${fmt(percentile(all(t), 50), 1)} | ${fmt(percentile(all(t), 99), 1)} | ` +
+      `| ${LABELS[n]} | ${fixed(p50(n), 2)} | ${fixed(percentile(all(l), 99), 2)} | ` +
+      `${fixed(rate(n), 0)} | ${fixed(percentile(all(t), 50), 1)} | ${fixed(percentile(all(t), 99), 1)} | ` +
       `${failed(l) + failed(t)} / ${latencyJobs + throughputJobs} |`
     );
   };
@@ -334,18 +319,18 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
   const summary = (n: VariantName) => {
     const r = vsShared(n);
     return (
-      `${LABELS[n]}: jobs/s ${fmt(r.rate, 2)}× (${verdict(r.rate, true)}), ` +
-      `p50 @1 ${fmt(r.p50, 2)}× (${verdict(r.p50, false)})`
+      `${LABELS[n]}: jobs/s ${fixed(r.rate, 2)}× (${verdict(r.rate, true)}), ` +
+      `p50 @1 ${fixed(r.p50, 2)}× (${verdict(r.p50, false)})`
     );
   };
   const ratioRow = (n: VariantName) => {
     const r = vsShared(n);
-    return `| ${LABELS[n]} | ${fmt(r.rate, 2)}× | ${fmt(r.p50, 2)}× |`;
+    return `| ${LABELS[n]} | ${fixed(r.rate, 2)}× | ${fixed(r.p50, 2)}× |`;
   };
   return [
     '## How a gateway learns a job finished (issue 5)',
     '',
-    `Measured ${new Date().toISOString()} at commit ${commit()} on ${machine()}; load average before the run ` +
+    `Measured ${new Date().toISOString()} at commit ${revision()} on ${machine()}; load average before the run ` +
       `${load} (a machine shared with other work). Reproduce with \`npm run bench:completion\` ` +
       `(this run: BENCH_LATENCY_JOBS=${latencyJobs}, BENCH_THROUGHPUT_JOBS=${throughputJobs}, BENCH_ROUNDS=${rounds}).`,
     '',

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { dirname } from 'node:path';
@@ -35,3 +36,13 @@ export function machine(): string {
   const cpu = cpus();
   return `${cpu[0]?.model.trim() ?? 'unknown CPU'}, ${cpu.length} cores, Linux ${release()}, Node ${process.version}`;
 }
+
+/** The commit being measured; uncommitted changes in src/ are named, since they are measured too. */
+export function revision(): string {
+  const git = (...args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout?.trim() ?? '';
+  const sha = git('rev-parse', '--short', 'HEAD') || 'an unknown commit';
+  return git('status', '--porcelain', '--', 'src') ? `${sha} (with uncommitted changes in src/)` : sha;
+}
+
+/** A figure with `d` decimals, or n/a when there is none. */
+export const fixed = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');

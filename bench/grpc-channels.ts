@@ -14,6 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { SkillClientPool } from '../src/skills/client-pool.js';
 import { CachedRegistry, SkillRegistry } from '../src/skills/registry.js';
+import { deleteKeys } from '../test/helpers/env.js';
 import { machine, writeSection } from './doc-section.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -147,9 +148,8 @@ async function main(): Promise<void> {
     }
   } finally {
     skill.kill('SIGTERM');
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
+    await deleteKeys(prefix);
   }
   writeSection('grpc-channels', section(rounds, [loadBefore, loadavg()[0]!]));
   process.stdout.write('wrote the grpc-channels section of docs/BENCHMARKS.md\n');

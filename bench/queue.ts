@@ -15,7 +15,6 @@
  *   BENCH_NO_WRITE=1 …                        (print only, leave docs/BENCHMARKS.md alone)
  */
 import { randomInt, randomUUID } from 'node:crypto';
-import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -24,7 +23,7 @@ import { SkillClient } from '../src/skills/client.js';
 import { SkillRegistry } from '../src/skills/registry.js';
 import { skillItemsComputed } from '../test/helpers/skill-metrics.js';
 import { type BenchCluster, startBenchCluster } from './cluster.js';
-import { machine, writeSection } from './doc-section.js';
+import { fixed, machine, revision, writeSection } from './doc-section.js';
 import { fixedFloats, keepAliveClient, median, MLP_WIDTH, mlpBody, percentile, wrkMlp } from './queue-load.js';
 import { killAllSync } from './processes.js';
 import type { WrkResult } from './wrk.js';
@@ -82,14 +81,12 @@ async function window(c: BenchCluster, connections: number): Promise<Window> {
   return w;
 }
 
-const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : 'n/a');
-
 function describe(mode: ModeName, connections: number, w: Window): string {
   return (
-    `  ${mode} @${connections}: ${fmt(w.wrk.requestsPerSec, 0)} req/s, p50 ${fmt(w.wrk.p50Ms)} ms, ` +
-    `p99 ${fmt(w.wrk.p99Ms)} ms, failed ${w.wrk.non2xx + w.wrk.socketErrors}/${w.wrk.requests}, ` +
+    `  ${mode} @${connections}: ${fixed(w.wrk.requestsPerSec, 0)} req/s, p50 ${fixed(w.wrk.p50Ms)} ms, ` +
+    `p99 ${fixed(w.wrk.p99Ms)} ms, failed ${w.wrk.non2xx + w.wrk.socketErrors}/${w.wrk.requests}, ` +
     `batch median ${median(w.batch)} (max ${w.batch.length ? Math.max(...w.batch) : 'n/a'}), ` +
-    `compute median ${fmt(median(w.computeMs), 2)} ms`
+    `compute median ${fixed(median(w.computeMs), 2)} ms`
   );
 }
 
@@ -198,14 +195,6 @@ async function coalescing(c: BenchCluster, n: number): Promise<{ runs: number; o
   }
 }
 
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
-  }
-}
-
 async function main(): Promise<void> {
   const load = loadavg()
     .map((x) => x.toFixed(2))
@@ -244,7 +233,7 @@ async function main(): Promise<void> {
     print('2. queue-path overhead (nlp tokens, 1 connection, interleaved with direct gRPC)');
     over = await overhead(clusters.on!);
     print(
-      `   cluster p50 ${fmt(median(over.cluster), 2)} ms / direct p50 ${fmt(median(over.direct), 2)} ms over ${over.cluster.length} each`,
+      `   cluster p50 ${fixed(median(over.cluster), 2)} ms / direct p50 ${fixed(median(over.direct), 2)} ms over ${over.cluster.length} each`,
     );
     print('3. coalescing: 100 identical concurrent requests, 3 trials');
     for (let i = 0; i < 3; i++) {
@@ -283,10 +272,10 @@ function report(r: {
     const compute = ws.flatMap((w) => w.computeMs);
     const skill = ws.flatMap((w) => w.skillMs);
     return (
-      `| ${label} | ${connections} | ${fmt(median(ws.map((w) => w.wrk.requestsPerSec)), 0)} | ` +
-      `${fmt(median(ws.map((w) => w.wrk.p50Ms)))} | ${fmt(median(ws.map((w) => w.wrk.p99Ms)))} | ` +
-      `${batch.length ? `${median(batch)} (max ${Math.max(...batch)})` : 'n/a'} | ${fmt(median(compute), 2)} | ` +
-      `${fmt(median(skill), 2)} | ${failed} / ${total} |`
+      `| ${label} | ${connections} | ${fixed(median(ws.map((w) => w.wrk.requestsPerSec)), 0)} | ` +
+      `${fixed(median(ws.map((w) => w.wrk.p50Ms)))} | ${fixed(median(ws.map((w) => w.wrk.p99Ms)))} | ` +
+      `${batch.length ? `${median(batch)} (max ${Math.max(...batch)})` : 'n/a'} | ${fixed(median(compute), 2)} | ` +
+      `${fixed(median(skill), 2)} | ${failed} / ${total} |`
     );
   };
   const label = (name: ModeName) => modes.find((m) => m.name === name)!.label;
@@ -302,7 +291,7 @@ function report(r: {
   return [
     '## The queue path: batching on the ONNX mlp, overhead, coalescing (issue 5)',
     '',
-    `Measured ${new Date().toISOString()} at commit ${commit()} on ${machine()}; load average before the run ` +
+    `Measured ${new Date().toISOString()} at commit ${revision()} on ${machine()}; load average before the run ` +
       `${r.load} (a machine shared with other work). Reproduce with \`npm run bench:queue\` ` +
       `(this run: BENCH_DURATION_S=${durationS}, BENCH_PAIRS=${pairs}).`,
     '',
@@ -324,14 +313,14 @@ function report(r: {
     row(r.moderateRes.windows.off, label('off'), moderate),
     '',
     `Throughput on/off at ${heavy} connections, median of the ${r.heavyRes.ratios.length} pair ratios: ` +
-      `**${fmt(ratio, 2)}×** (pairs: ${r.heavyRes.ratios.map((x) => fmt(x, 2)).join(', ')}); the issue's target ` +
+      `**${fixed(ratio, 2)}×** (pairs: ${r.heavyRes.ratios.map((x) => fixed(x, 2)).join(', ')}); the issue's target ` +
       `is ≥ 3×: ${ratio >= 3 ? 'met' : 'not met'}.`,
     '',
     `Latency at moderate load (${moderate} connections): batching may add up to the batch delay ` +
-      `(max_queue_delay_ms ${r.delayMs}) + one batch's compute (${fmt(modCompute, 2)} ms) = ` +
-      `**${fmt(budget, 2)} ms** to a request by design. p99 with batching on is ${fmt(modP99)} ms against ` +
-      `${fmt(modOffP99)} ms with it off at the same load: batching ${addedP99 <= 0 ? 'lowers' : 'raises'} p99 by ` +
-      `${fmt(Math.abs(addedP99))} ms, ${addedP99 <= budget ? 'within' : 'beyond'} that budget. The rest of either ` +
+      `(max_queue_delay_ms ${r.delayMs}) + one batch's compute (${fixed(modCompute, 2)} ms) = ` +
+      `**${fixed(budget, 2)} ms** to a request by design. p99 with batching on is ${fixed(modP99)} ms against ` +
+      `${fixed(modOffP99)} ms with it off at the same load: batching ${addedP99 <= 0 ? 'lowers' : 'raises'} p99 by ` +
+      `${fixed(Math.abs(addedP99))} ms, ${addedP99 <= budget ? 'within' : 'beyond'} that budget. The rest of either ` +
       'p99 is the HTTP and queue path (part 2) and waiting behind other requests on shared cores.',
     '',
     '### 2. Queue-path overhead (nlp `tokens`, one connection)',
@@ -343,9 +332,9 @@ function report(r: {
     '',
     '| path | p50 ms | p99 ms |',
     '| --- | ---: | ---: |',
-    `| nginx → gateway → BullMQ → dispatcher → gRPC → nlp | ${fmt(percentile(o.cluster, 50), 2)} | ${fmt(percentile(o.cluster, 99), 2)} |`,
-    `| direct gRPC Infer → nlp | ${fmt(percentile(o.direct, 50), 2)} | ${fmt(percentile(o.direct, 99), 2)} |`,
-    `| **queue path overhead** (difference) | **${fmt(d(50), 2)}** | **${fmt(d(99), 2)}** |`,
+    `| nginx → gateway → BullMQ → dispatcher → gRPC → nlp | ${fixed(percentile(o.cluster, 50), 2)} | ${fixed(percentile(o.cluster, 99), 2)} |`,
+    `| direct gRPC Infer → nlp | ${fixed(percentile(o.direct, 50), 2)} | ${fixed(percentile(o.direct, 99), 2)} |`,
+    `| **queue path overhead** (difference) | **${fixed(d(50), 2)}** | **${fixed(d(99), 2)}** |`,
     '',
     '### 3. Coalescing',
     '',

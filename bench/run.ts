@@ -3,7 +3,7 @@
  * connections, next to two ceilings measured in the same run (nginx → 2 × minimal Express,
  * nginx → 2 × bare node:http). Prints the figures and writes them to docs/BENCHMARKS.md.
  */
-import { benchmarksPath, writeSection } from './doc-section.js';
+import { benchmarksPath, revision, writeSection } from './doc-section.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, type } from 'node:os';
@@ -59,12 +59,6 @@ function version(bin: string, arg: string): string {
 }
 
 // What is running now, so a signal or a crash can stop it.
-/** The commit being measured; uncommitted changes in src/ are named, since they are measured too. */
-function revision(): string {
-  const git = (...args: string[]) => spawnSync('git', args, { encoding: 'utf8' }).stdout?.trim() ?? '';
-  const sha = git('rev-parse', '--short', 'HEAD') || 'an unknown commit';
-  return git('status', '--porcelain', '--', 'src') ? `${sha} (with uncommitted changes in src/)` : sha;
-}
 
 let current: Stack | undefined;
 let cluster: BenchCluster | undefined;

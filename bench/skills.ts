@@ -14,7 +14,7 @@ import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { generateModels } from '../scripts/generate-models.js';
+import { ensureModels, MODELS_DIR } from '../test/helpers/models.js';
 import { MLP_WIDTHS } from '../scripts/models/definitions.js';
 import type { BackendItem } from '../src/skills/backend.js';
 import { createOnnxBackend } from '../src/skills/backends/onnx/index.js';
@@ -27,7 +27,7 @@ const OVERHEAD_SIZES = [1, 32];
 const WIDTH = 256;
 const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 3;
-const repository = fileURLToPath(new URL('../models', import.meta.url));
+const repository = MODELS_DIR;
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)] ?? NaN;
@@ -87,7 +87,7 @@ async function startServer(): Promise<{ port: number; stop: () => void }> {
 }
 
 async function main(): Promise<void> {
-  generateModels(repository);
+  ensureModels();
   const server = await startServer();
   const client = new SkillClient('onnx', `127.0.0.1:${server.port}`);
   const backend = createOnnxBackend({
