@@ -84,7 +84,10 @@ async function status(config: Config): Promise<void> {
   }
   print(`supervisor pid ${state.supervisorPid}, up since ${state.startedAt}, endpoint ${state.endpoint}`);
   for (const p of state.processes)
-    print(`  ${p.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} ${isAlive(p.pid) ? 'running' : 'DOWN'}`);
+    print(
+      `  ${p.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} ${(isAlive(p.pid) ? 'running' : 'DOWN').padEnd(8)}` +
+        (p.adminPort ? ` admin :${p.adminPort}` : ''),
+    );
   try {
     const res = await fetch(`${state.endpoint}/readyz`, { signal: AbortSignal.timeout(3_000) });
     print(`readyz: ${res.status} ${await res.text()}`);

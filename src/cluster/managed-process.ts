@@ -29,6 +29,8 @@ export class ManagedProcess {
   private backoffMs = MIN_BACKOFF_MS;
   private restartTimer?: NodeJS.Timeout;
   restarts = 0;
+  /** The internal admin port (metrics, health) the running child reported over IPC, if any. */
+  adminPort?: number;
 
   constructor(
     readonly spec: ProcessSpec,
@@ -49,6 +51,14 @@ export class ManagedProcess {
     });
     closeSync(fd);
     this.child = child;
+    this.adminPort = undefined;
+    child.on('message', (message: unknown) => {
+      const m = message as { type?: unknown; port?: unknown } | null;
+      if (m?.type === 'admin' && typeof m.port === 'number') {
+        this.adminPort = m.port;
+        this.onEvent(this.spec.name, `admin port ${m.port}`);
+      }
+    });
     child.on('error', (err) => this.onEvent(this.spec.name, `could not start: ${err.message}`));
     child.on('exit', (code, signal) => {
       if (this.stopping) return;

@@ -6,7 +6,7 @@ export interface ClusterState {
   supervisorPid: number;
   startedAt: string;
   endpoint: string;
-  processes: { name: string; pid?: number }[];
+  processes: { name: string; pid?: number; adminPort?: number }[];
 }
 
 export function statePath(runDir: string): string {

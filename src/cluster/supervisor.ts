@@ -55,22 +55,19 @@ export async function startCluster({
 
   // Keep loader flags (e.g. tsx's --import) so children run the same code; drop test-runner flags.
   const nodeArgs = [...process.execArgv.filter((a) => !a.startsWith('--test')), cliPath];
+  // Every role's admin port (metrics, health) is picked by the OS and reported back over IPC.
   const role = (name: string, roleName: string, roleEnv: Record<string, string>): ProcessSpec => ({
     name,
     command: process.execPath,
     args: [...nodeArgs, roleName],
-    env: { ...env, ...roleEnv },
+    env: { ...env, METRICS_PORT: '0', ...roleEnv },
     logFile: join(logDir, `${name}.log`),
     ipc: true,
   });
 
   const specs: ProcessSpec[] = [
-    ...config.SKILLS.map((skill) =>
-      role(`skill-${skill}`, 'skill', { SKILL_NAME: skill, SKILL_PORT: '0', METRICS_PORT: '0' }),
-    ),
-    ...Array.from({ length: config.DISPATCHER_COUNT }, (_, i) =>
-      role(`dispatcher-${i + 1}`, 'dispatcher', { METRICS_PORT: '0' }),
-    ),
+    ...config.SKILLS.map((skill) => role(`skill-${skill}`, 'skill', { SKILL_NAME: skill, SKILL_PORT: '0' })),
+    ...Array.from({ length: config.DISPATCHER_COUNT }, (_, i) => role(`dispatcher-${i + 1}`, 'dispatcher', {})),
     ...gatewayPorts.map((port, i) => role(`gateway-${i + 1}`, 'gateway', { GATEWAY_PORT: String(port) })),
   ];
   const nginxConf = join(nginxPrefix, 'nginx.conf');
@@ -104,7 +101,7 @@ export async function startCluster({
       supervisorPid: process.pid,
       startedAt: new Date().toISOString(),
       endpoint,
-      processes: processes.map((p) => ({ name: p.spec.name, pid: p.pid })),
+      processes: processes.map((p) => ({ name: p.spec.name, pid: p.pid, adminPort: p.adminPort })),
     });
   const onEvent = (name: string, event: string) => {
     print(`[${new Date().toISOString()}] ${name}: ${event}`);

@@ -196,7 +196,10 @@ export const configSchema = z.object({
   /** Per-skill `skill=maxBatchSize[:maxQueueDelayMs]`, e.g. `onnx=16:5,nlp=1`; wins over the skill's own. */
   BATCH_OVERRIDES: batchOverrides,
 
-  /** Port of the /metrics listener of a dispatcher or skill; 0 picks a free one. */
+  /**
+   * Internal admin port of any role (`/metrics`, `/healthz`, detailed `/readyz`); 0 picks a free
+   * one, which the process reports to the local supervisor. Never exposed through nginx.
+   */
   METRICS_PORT: port(0),
 
   // --- skills

@@ -6,6 +6,7 @@ import type { ResponseCache } from '../cache/response-cache.js';
 import type { Config } from '../config/index.js';
 import type { EntityStore } from '../memory/entity-store.js';
 import type { Logger } from '../observability/logger.js';
+import type { ReadinessCheck } from '../observability/readiness.js';
 import type { InferJobData, InferJobResult } from '../queue/job.js';
 import type { JobProducer } from '../queue/producer.js';
 import type { RegistrySnapshot } from '../skills/registry.js';
@@ -18,14 +19,6 @@ export interface SkillDirectory {
   get(): Promise<RegistrySnapshot>;
 }
 
-/** One dependency `/readyz` checks; resolves when healthy, throws a short reason otherwise. */
-export interface ReadinessCheck {
-  name: string;
-  check(): Promise<void>;
-  /** The gateway still answers without it (e.g. Redis): failing makes it `degraded`, not unready. */
-  degradesOnly?: boolean;
-}
-
 /** Calls a skill directly over gRPC, bypassing the queue: the degraded path while Redis is down. */
 export type DirectCall = (
   skill: string,
@@ -33,6 +26,8 @@ export type DirectCall = (
   item: InferJobData['item'],
   deadlineMs: number,
 ) => Promise<InferJobResult>;
+
+export type { ReadinessCheck };
 
 export interface GatewayDeps {
   config: Config;

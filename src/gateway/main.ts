@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
 import { createLogger } from '../observability/logger.js';
+import { serveAdmin } from '../observability/admin-server.js';
 import { createRegistry } from '../observability/metrics.js';
 import { createGateway } from './app.js';
 import { openGateway } from './wiring.js';
@@ -26,7 +27,18 @@ export async function runGateway(config: Config): Promise<void> {
   // Longer than nginx's upstream keepalive_timeout, so nginx never reuses a socket we just closed.
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
-  logger.info({ port: (server.address() as AddressInfo).port }, 'gateway listening');
+  const admin = await serveAdmin(
+    {
+      role: 'gateway',
+      instance,
+      registry: metrics,
+      readiness: gateway.deps.readiness,
+      isShuttingDown: gateway.deps.isShuttingDown,
+    },
+    config.HOST,
+    config.METRICS_PORT,
+  );
+  logger.info({ port: (server.address() as AddressInfo).port, adminPort: admin.port }, 'gateway listening');
 
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
     {
@@ -44,6 +56,7 @@ export async function runGateway(config: Config): Promise<void> {
         }),
     },
     { name: 'refresh-ahead', run: () => clearInterval(refreshTimer) },
+    { name: 'admin', run: () => admin.close() },
     ...gateway.closing,
   ]);
 }

@@ -2,7 +2,8 @@ import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
 import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { createLogger } from '../observability/logger.js';
-import { createRegistry, serveMetrics } from '../observability/metrics.js';
+import { serveAdmin } from '../observability/admin-server.js';
+import { createRegistry } from '../observability/metrics.js';
 import { SkillClientPool } from '../skills/client-pool.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
 import { createDispatcher } from './dispatcher.js';
@@ -18,14 +19,31 @@ export async function runDispatcher(config: Config): Promise<void> {
   const registry = new CachedRegistry(new SkillRegistry(redis, config.KEY_PREFIX), config.REGISTRY_CACHE_MS);
   const pool = new SkillClientPool(registry, { channels: config.SKILL_CLIENT_CHANNELS, ejectMs: config.SKILL_TTL_MS });
   const dispatcher = createDispatcher({ config, redis, workerConnection, registry, pool, logger, metrics });
-  const metricsServer = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
   await dispatcher.start();
-  logger.info({ metricsPort: metricsServer.port }, 'dispatcher running');
+  let stopping = false;
+  const admin = await serveAdmin(
+    {
+      role: 'dispatcher',
+      instance,
+      registry: metrics,
+      readiness: [{ name: 'redis', check: async () => void (await redis.ping()) }],
+      isShuttingDown: () => stopping,
+    },
+    config.HOST,
+    config.METRICS_PORT,
+  );
+  logger.info({ adminPort: admin.port }, 'dispatcher running');
 
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
-    { name: 'workers', run: () => dispatcher.close() },
+    {
+      name: 'workers',
+      run: () => {
+        stopping = true;
+        return dispatcher.close();
+      },
+    },
     { name: 'grpc', run: () => pool.close() },
-    { name: 'metrics', run: () => new Promise((r) => metricsServer.server.close(r)) },
+    { name: 'admin', run: () => admin.close() },
     { name: 'redis', run: () => Promise.all([closeRedis(redis), closeRedis(workerConnection)]) },
   ]);
 }

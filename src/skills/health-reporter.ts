@@ -10,6 +10,8 @@ export interface HealthVerdict {
 export interface HealthReporter {
   /** Re-evaluates now; a change is pushed to every Watch stream. */
   update(): void;
+  /** The verdict last reported (undefined before the first evaluation). */
+  current(): HealthVerdict | undefined;
   start(): void;
   stop(): void;
 }
@@ -40,6 +42,7 @@ export function createHealthReporter(opts: {
 
   return {
     update,
+    current: () => last,
     start() {
       update();
       timer ??= setInterval(update, opts.intervalMs);

@@ -3,7 +3,8 @@ import { handleShutdown } from '../lib/lifecycle.js';
 import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { buildVersion } from '../lib/version.js';
 import { createLogger } from '../observability/logger.js';
-import { createRegistry, serveMetrics } from '../observability/metrics.js';
+import { serveAdmin } from '../observability/admin-server.js';
+import { createRegistry } from '../observability/metrics.js';
 import { createBackend } from './backends/index.js';
 import { SkillRegistry } from './registry.js';
 import { createSkillServer } from './server.js';
@@ -31,7 +32,11 @@ export async function runSkill(config: Config): Promise<void> {
   const port = await server.start(config.HOST, config.SKILL_PORT);
   const address = `${config.HOST}:${port}`;
   const instance = instanceId(config, `skill-${name}`, port);
-  const metricsServer = await serveMetrics(metrics, config.HOST, config.METRICS_PORT);
+  const admin = await serveAdmin(
+    { role: 'skill', instance, registry: metrics, readiness: [{ name: 'model', check: () => server.checkServing() }] },
+    config.HOST,
+    config.METRICS_PORT,
+  );
 
   const redis = createRedis(config.REDIS_URL, { name: `skill-${name}` });
   await redisReady(redis, config.REDIS_URL);
@@ -60,13 +65,13 @@ export async function runSkill(config: Config): Promise<void> {
     server.refresh().then(announce, (err: unknown) => logger.warn({ err }, 'refreshing the models failed'));
   });
 
-  logger.info({ address, metricsPort: metricsServer.port, model: backend.describe().model }, 'skill serving');
+  logger.info({ address, adminPort: admin.port, model: backend.describe().model }, 'skill serving');
 
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
     { name: 'heartbeat', run: () => clearInterval(heartbeat) },
     { name: 'registry', run: () => registry.withdraw(name, address) },
     { name: 'grpc', run: () => server.stop(config.SHUTDOWN_TIMEOUT_MS / 2) },
-    { name: 'metrics', run: () => new Promise((r) => metricsServer.server.close(r)) },
+    { name: 'admin', run: () => admin.close() },
     { name: 'redis', run: () => closeRedis(redis) },
   ]);
 }

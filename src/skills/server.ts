@@ -55,6 +55,8 @@ export interface SkillServer {
   /** Asks the backend to re-read its models now (what SIGHUP does). */
   refresh(): Promise<void>;
   readonly health: HealthImplementation;
+  /** Throws the reason the skill is not SERVING (for the admin port's `/readyz`); resolves when it is. */
+  checkServing(): Promise<void>;
 }
 
 /**
@@ -262,6 +264,10 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
 
   return {
     health,
+    async checkServing() {
+      const verdict = reporter.current();
+      if (!verdict?.serving) throw new Error(verdict?.reason ?? 'not started');
+    },
     async start(host, port) {
       await backend.prepare?.();
       const bound = await new Promise<number>((resolve, reject) => {

@@ -53,3 +53,18 @@ export function withDevKey(cluster: () => { devKey: { key: string } }) {
       headers: { authorization: `Bearer ${cluster().devKey.key}`, ...(init.headers as Record<string, string>) },
     });
 }
+
+/**
+ * The internal admin URLs (`/metrics`, `/healthz`, detailed `/readyz`) of the cluster's processes
+ * whose name starts with `prefix` (`gateway`, `dispatcher`, `skill-nlp`), once each has reported
+ * its admin port.
+ */
+export async function adminUrls(cluster: RunningCluster, prefix: string, timeoutMs = 15_000): Promise<string[]> {
+  const chosen = cluster.processes.filter((p) => p.spec.name.startsWith(prefix));
+  const deadline = Date.now() + timeoutMs;
+  while (chosen.some((p) => p.adminPort === undefined)) {
+    if (Date.now() > deadline) throw new Error(`no admin port reported by ${prefix}* within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return chosen.map((p) => `http://127.0.0.1:${p.adminPort}`);
+}

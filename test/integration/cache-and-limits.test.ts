@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Config } from '../../src/config/index.js';
-import { http, startTestCluster } from '../helpers/cluster.js';
+import { adminUrls, http, startTestCluster } from '../helpers/cluster.js';
 import { eventually, REDIS_URL, testConfig } from '../helpers/env.js';
 import { createKeys } from '../helpers/keys.js';
 import { sumMetric } from '../helpers/metrics.js';
@@ -38,7 +38,7 @@ describe('shared response cache and cluster-wide rate limits, through nginx', ()
       freebie: { tenant: 'acme', tier: 'free' },
       scripts: { tenant: 'acme', tier: 'free' },
     });
-    gatewayMetrics = [0, 1].map((i) => `http://127.0.0.1:${config.GATEWAY_BASE_PORT + i}/metrics`);
+    gatewayMetrics = (await adminUrls(cluster, 'gateway')).map((u) => `${u}/metrics`);
   });
 
   after(async () => {

@@ -3,7 +3,7 @@ import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
 import type { Config } from '../../src/config/index.js';
-import { http, startTestCluster } from '../helpers/cluster.js';
+import { adminUrls, http, startTestCluster } from '../helpers/cluster.js';
 import { eventually, REDIS_URL, testConfig } from '../helpers/env.js';
 
 const sentence = 'My sister Maria lives in Madrid and loves her new job.';
@@ -212,11 +212,22 @@ describe('the cluster end to end, through nginx', () => {
     });
   });
 
-  it('reports readiness and exports metrics', async () => {
+  it('reports readiness publicly in one word, and the details and metrics on each admin port', async () => {
     const ready = await http(`${base}/readyz`);
     assert.equal(ready.status, 200, ready.text);
-    assert.deepEqual(ready.body.checks, { redis: 'ok', postgres: 'ok', skills: 'ok' });
-    const metrics = await http(`${base}/metrics`);
+    assert.deepEqual(ready.body, { status: 'ready' });
+    assert.deepEqual((await http(`${base}/healthz`)).body, { status: 'ok' });
+    assert.equal((await http(`${base}/metrics`)).status, 404, 'no metrics through the public port');
+    const [admin] = await adminUrls(cluster, 'gateway');
+    const detail = await http(`${admin}/readyz`);
+    assert.equal(detail.status, 200, detail.text);
+    assert.deepEqual(detail.body.checks, { redis: 'ok', postgres: 'ok', skills: 'ok' });
+    for (const url of [...(await adminUrls(cluster, 'dispatcher')), ...(await adminUrls(cluster, 'skill'))]) {
+      const r = await http(`${url}/readyz`);
+      assert.equal(r.status, 200, `${url}: ${r.text}`);
+      assert.match((await http(`${url}/metrics`)).text, /process_cpu_user_seconds_total/);
+    }
+    const metrics = await http(`${admin}/metrics`);
     assert.match(metrics.text, /http_request_duration_seconds_bucket\{.*route="\/v1\/skills\/:skill\/infer"/);
     assert.match(metrics.text, /http_requests_in_flight/);
     assert.match(metrics.text, /process_cpu_user_seconds_total/);
@@ -229,12 +240,14 @@ describe('the cluster end to end, through nginx', () => {
     assert.equal(down.status, 503, down.text);
     assert.equal(down.body.error.code, 'SKILL_UNAVAILABLE');
     assert.ok(down.headers.get('retry-after'));
+    const [admin] = await adminUrls(cluster, 'gateway');
     const notReady = await eventually(async () => {
-      const r = await http(`${base}/readyz`);
+      const r = await http(`${admin}/readyz`);
       assert.equal(r.status, 503);
       return r;
     });
     assert.ok(notReady.body.failing.includes('skills'), notReady.text);
+    assert.deepEqual((await http(`${base}/readyz`)).body, { status: 'not_ready' });
     // Each gateway trusts its copy of the registry for REGISTRY_CACHE_MS.
     await eventually(async () => {
       const listed = await http(`${base}/v1/skills/nlp`, { headers: auth });

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { after, before, it } from 'node:test';
-import { http, startTestCluster } from '../helpers/cluster.js';
+import { adminUrls, http, startTestCluster } from '../helpers/cluster.js';
 import { testConfig } from '../helpers/env.js';
 import { createKeys } from '../helpers/keys.js';
 import { sumMetric } from '../helpers/metrics.js';
@@ -8,6 +8,7 @@ import { sumMetric } from '../helpers/metrics.js';
 let cluster: Awaited<ReturnType<typeof startTestCluster>>;
 let cleanup: () => Promise<void>;
 let gateway: string;
+let gatewayAdmin: string;
 let key: { authorization: string };
 
 before(async () => {
@@ -15,6 +16,7 @@ before(async () => {
   cleanup = t.cleanup;
   cluster = await startTestCluster(t.config, t.env);
   gateway = `http://127.0.0.1:${t.config.GATEWAY_BASE_PORT}`;
+  [gatewayAdmin] = (await adminUrls(cluster, 'gateway')) as [string];
   ({ key } = (await createKeys(t.config, { key: { tenant: 'acme', tier: 'premium' } })) as {
     key: { authorization: string };
   });
@@ -37,7 +39,11 @@ it('recomputes a regularly requested entry before it expires, so the traffic kee
     statuses.push(res.headers.get('x-cache') ?? '?');
     await new Promise((r) => setTimeout(r, 1_300));
   }
-  const refreshed = await sumMetric([`${gateway}/metrics`], 'gateway_cache_refreshes_total', 'outcome="refreshed"');
+  const refreshed = await sumMetric(
+    [`${gatewayAdmin}/metrics`],
+    'gateway_cache_refreshes_total',
+    'outcome="refreshed"',
+  );
   assert.ok(refreshed >= 2, `refreshes: ${refreshed}; answers: ${statuses.join(' ')}`);
   const misses = statuses.filter((s) => s === 'MISS').length;
   assert.ok(misses <= 2, `answers: ${statuses.join(' ')}`);
