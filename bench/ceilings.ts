@@ -47,13 +47,14 @@ export async function startCeiling(
     }
     const prefix = join(opts.workDir, `nginx-${kind}`);
     for (const dir of [join(prefix, 'logs'), join(prefix, 'tmp')]) mkdirSync(dir, { recursive: true });
-    const [listenPort] = (await freePorts(1)) as [number];
+    const [listenPort, statusPort] = (await freePorts(2)) as [number, number];
     const conf = join(prefix, 'nginx.conf');
     writeFileSync(
       conf,
       renderNginxConfig({
         prefix,
         listen: { host: HOST, port: listenPort },
+        status: { host: HOST, port: statusPort },
         gateways: ports.map((port) => ({ host: HOST, port })),
         clientMaxBodyBytes: 1024 * 1024,
         proxyReadTimeoutS: 20,

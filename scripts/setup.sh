@@ -3,6 +3,9 @@
 #   npm dependencies (npm ci when node_modules is missing or older than package-lock.json),
 #   the onnx skill's example models in models/ (generated, not in git: the MLP is ~139 MB),
 #   nginx from Debian (the cluster runs its own nginx instance; the system one is left alone),
+#   Prometheus (with promtool), Alertmanager (with amtool) and the nginx, Redis and Postgres
+#   exporters from Debian, which `up` runs as its own children (the packages' system services are
+#   not started),
 #   wrk from Debian when `--bench` is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +38,27 @@ fi
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light
+fi
+
+# Installed without starting the packages' own services (policy-rc.d says no), which would take
+# the ports `up` uses; `up` runs its own instances.
+monitoring=()
+for bin in prometheus promtool prometheus-alertmanager amtool prometheus-nginx-exporter prometheus-redis-exporter \
+  prometheus-postgres-exporter; do
+  command -v "$bin" >/dev/null 2>&1 && continue
+  case "$bin" in
+  promtool) monitoring+=(prometheus) ;;
+  amtool) monitoring+=(prometheus-alertmanager) ;;
+  *) monitoring+=("$bin") ;;
+  esac
+done
+if [ "${#monitoring[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod +x /usr/sbin/policy-rc.d
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  apt_install $(printf '%s\n' "${monitoring[@]}" | sort -u)
 fi
 
 if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then

@@ -10,7 +10,8 @@ const usage = `skillserve — a load-balanced inference cluster
 
 Usage: skillserve <command>
 
-  up           start the whole cluster in the foreground (nginx, gateways, dispatchers, skills)
+  up           start the whole cluster in the foreground (nginx, gateways, dispatchers, skills,
+               Prometheus, Alertmanager and the exporters)
   down         stop the cluster started by \`up\` (from another shell)
   status       show the cluster's processes and readiness
   keys         create, list and revoke API keys (skillserve keys --help)
@@ -46,13 +47,15 @@ async function up(config: Config): Promise<void> {
 
   const key = cluster.devKey.key;
   const rows = cluster.processes.map(
-    (p) => `  ${p.spec.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`,
+    (p) => `  ${p.spec.name.padEnd(18)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`,
   );
   print(`
 skillserve is up.
 
   endpoint   ${cluster.endpoint}
-  gateways   ${config.GATEWAY_COUNT} behind nginx (least_conn), dispatchers ${config.DISPATCHER_COUNT}, skills ${config.SKILLS.join(', ')}
+${cluster.prometheusUrl ? `  prometheus ${cluster.prometheusUrl}  (alerts: ${cluster.prometheusUrl}/alerts)\n` : ''}${
+    cluster.alertmanagerUrl ? `  alertmanager ${cluster.alertmanagerUrl}\n` : ''
+  }  gateways   ${config.GATEWAY_COUNT} behind nginx (least_conn), dispatchers ${config.DISPATCHER_COUNT}, skills ${config.SKILLS.join(', ')}
 
 ${rows.join('\n')}
 
@@ -83,9 +86,11 @@ async function status(config: Config): Promise<void> {
     return;
   }
   print(`supervisor pid ${state.supervisorPid}, up since ${state.startedAt}, endpoint ${state.endpoint}`);
+  if (state.prometheusUrl) print(`prometheus ${state.prometheusUrl}`);
+  if (state.alertmanagerUrl) print(`alertmanager ${state.alertmanagerUrl}`);
   for (const p of state.processes)
     print(
-      `  ${p.name.padEnd(14)} pid ${String(p.pid ?? '-').padEnd(8)} ${(isAlive(p.pid) ? 'running' : 'DOWN').padEnd(8)}` +
+      `  ${p.name.padEnd(18)} pid ${String(p.pid ?? '-').padEnd(8)} ${(isAlive(p.pid) ? 'running' : 'DOWN').padEnd(8)}` +
         (p.adminPort ? ` admin :${p.adminPort}` : ''),
     );
   try {

@@ -31,6 +31,8 @@ export class ManagedProcess {
   restarts = 0;
   /** The internal admin port (metrics, health) the running child reported over IPC, if any. */
   adminPort?: number;
+  /** The last admin port any run of it reported: where it is scraped (and found down) while it restarts. */
+  lastAdminPort?: number;
 
   constructor(
     readonly spec: ProcessSpec,
@@ -56,6 +58,7 @@ export class ManagedProcess {
       const m = message as { type?: unknown; port?: unknown } | null;
       if (m?.type === 'admin' && typeof m.port === 'number') {
         this.adminPort = m.port;
+        this.lastAdminPort = m.port;
         this.onEvent(this.spec.name, `admin port ${m.port}`);
       }
     });

@@ -7,6 +7,8 @@ export interface NginxParams {
   /** Absolute directory for nginx's pid, logs and temp files. */
   prefix: string;
   listen: { host: string; port: number };
+  /** Where nginx serves stub_status for the exporter (NGINX_STATUS_PORT). */
+  status: { host: string; port: number };
   gateways: { host: string; port: number }[];
   clientMaxBodyBytes: number;
   proxyReadTimeoutS: number;
@@ -26,6 +28,7 @@ export function renderNginxConfig(params: NginxParams, template = readFileSync(n
     NGINX_WORKERS: String(params.workers ?? 1),
     PREFIX: params.prefix,
     LISTEN: `${params.listen.host}:${params.listen.port}`,
+    STATUS_LISTEN: `${params.status.host}:${params.status.port}`,
     UPSTREAM_SERVERS: params.gateways
       .map((g) => `        server ${g.host}:${g.port} max_fails=1 fail_timeout=2s;`)
       .join('\n'),

@@ -6,6 +6,8 @@ export interface ClusterState {
   supervisorPid: number;
   startedAt: string;
   endpoint: string;
+  prometheusUrl?: string;
+  alertmanagerUrl?: string;
   processes: { name: string; pid?: number; adminPort?: number }[];
 }
 

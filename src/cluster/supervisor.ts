@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import { ensureDevKey } from './dev-key.js';
 import { ManagedProcess, type ProcessSpec } from './managed-process.js';
+import { planMonitoring } from './monitoring.js';
 import { renderNginxConfig } from './nginx.js';
 import { checkPortFree, checkPostgres, checkRedis, findNginx } from './preflight.js';
 import { clearState, isAlive, writeState } from './state.js';
@@ -21,6 +22,9 @@ export interface SupervisorOptions {
 
 export interface RunningCluster {
   endpoint: string;
+  /** Set when `up` runs Prometheus (PROMETHEUS=on) and Alertmanager (ALERTMANAGER=on). */
+  prometheusUrl?: string;
+  alertmanagerUrl?: string;
   /** The development API key (tenant `dev`) and the file it is kept in. */
   devKey: { key: string; file: string; created: boolean };
   processes: ManagedProcess[];
@@ -29,7 +33,8 @@ export interface RunningCluster {
 
 /**
  * The local supervisor: checks Redis and Postgres, starts skills, dispatchers, gateways and
- * nginx (its own instance, own prefix), restarts what dies, and stops everything on request.
+ * nginx (its own instance, own prefix), then the exporters, Alertmanager and Prometheus (see
+ * monitoring.ts), restarts what dies, and stops everything on request.
  */
 export async function startCluster({
   config,
@@ -48,7 +53,18 @@ export async function startCluster({
   const gatewayPorts = Array.from({ length: config.GATEWAY_COUNT }, (_, i) => config.GATEWAY_BASE_PORT + i);
   await Promise.all([checkRedis(config), checkPostgres(config)]);
   await checkPortFree(host, config.PUBLIC_PORT, 'the public');
+  await checkPortFree(host, config.NGINX_STATUS_PORT, "nginx's status");
   for (const port of gatewayPorts) await checkPortFree(host, port, 'a gateway');
+  if (config.PROMETHEUS === 'on') {
+    for (const [what, port] of [
+      ['Prometheus', config.PROMETHEUS_PORT],
+      ['the nginx exporter', config.NGINX_EXPORTER_PORT],
+      ['the Redis exporter', config.REDIS_EXPORTER_PORT],
+      ['the Postgres exporter', config.POSTGRES_EXPORTER_PORT],
+      ...(config.ALERTMANAGER === 'on' ? [['Alertmanager', config.ALERTMANAGER_PORT] as const] : []),
+    ] as const)
+      await checkPortFree(host, port, what);
+  }
   const nginxBin = findNginx(config);
   // Also applies the migrations once, before N gateways race for the advisory lock.
   const devKey = await ensureDevKey(config, runDir);
@@ -76,6 +92,7 @@ export async function startCluster({
     renderNginxConfig({
       prefix: nginxPrefix,
       listen: { host, port: config.PUBLIC_PORT },
+      status: { host, port: config.NGINX_STATUS_PORT },
       gateways: gatewayPorts.map((port) => ({ host, port })),
       clientMaxBodyBytes: Math.max(config.BODY_LIMIT_BYTES * 4, config.MEMORY_BODY_LIMIT_BYTES * 2, 1024 * 1024),
       proxyReadTimeoutS: config.REQUEST_TIMEOUT_MS / 1000 + 5,
@@ -94,18 +111,26 @@ export async function startCluster({
     stopSignal: 'SIGQUIT',
   };
 
+  const monitoring = planMonitoring(config, runDir, env, logDir);
   const endpoint = `http://${host}:${config.PUBLIC_PORT}`;
   const processes: ManagedProcess[] = [];
-  const record = () =>
+  const record = () => {
     writeState(runDir, {
       supervisorPid: process.pid,
       startedAt: new Date().toISOString(),
       endpoint,
+      ...(monitoring.prometheusUrl ? { prometheusUrl: monitoring.prometheusUrl } : {}),
+      ...(monitoring.alertmanagerUrl ? { alertmanagerUrl: monitoring.alertmanagerUrl } : {}),
       processes: processes.map((p) => ({ name: p.spec.name, pid: p.pid, adminPort: p.adminPort })),
     });
+    // Prometheus follows the cluster: a target per process, on the admin port it last reported.
+    monitoring.writeTargets(processes);
+  };
   const onEvent = (name: string, event: string) => {
     print(`[${new Date().toISOString()}] ${name}: ${event}`);
-    setTimeout(record, 1_000).unref();
+    // A reported admin port is a new scrape target: at once. Other events settle for a second.
+    if (event.startsWith('admin port')) record();
+    else setTimeout(record, 1_000).unref();
   };
 
   const stop = async () => {
@@ -130,11 +155,26 @@ export async function startCluster({
     nginx.start();
     record();
     await waitReady(`${endpoint}/readyz`, deadline);
+    for (const spec of monitoring.specs) {
+      const p = new ManagedProcess(spec, onEvent);
+      processes.push(p);
+      p.start();
+    }
+    record();
+    if (monitoring.alertmanagerUrl) await waitReady(`${monitoring.alertmanagerUrl}/-/ready`, deadline);
+    if (monitoring.prometheusUrl) await waitReady(`${monitoring.prometheusUrl}/-/ready`, deadline);
   } catch (err) {
     await stop();
     throw err;
   }
-  return { endpoint, devKey, processes, stop };
+  return {
+    endpoint,
+    prometheusUrl: monitoring.prometheusUrl,
+    alertmanagerUrl: monitoring.alertmanagerUrl,
+    devKey,
+    processes,
+    stop,
+  };
 }
 
 /** Polls `url` until it answers 200 or the deadline passes; the error names the last answer. */

@@ -262,6 +262,19 @@ export const configSchema = z.object({
   /** onnxruntime threads inside one operator; 0: its default (one per core). */
   ONNX_INTRA_OP_THREADS: nonNegativeInt(0),
 
+  // --- monitoring (`skillserve up`): Prometheus, Alertmanager and the standard exporters
+  /** `off`: `up` starts no Prometheus (nor the exporters it would scrape). */
+  PROMETHEUS: z.enum(['on', 'off']).default('on'),
+  /** `off`: `up` starts no Alertmanager; Prometheus still evaluates the rules. */
+  ALERTMANAGER: z.enum(['on', 'off']).default('on'),
+  PROMETHEUS_PORT: port(9090),
+  ALERTMANAGER_PORT: port(9093),
+  /** nginx's stub_status, on the host address only, for the nginx exporter (never on the public port). */
+  NGINX_STATUS_PORT: port(8789),
+  NGINX_EXPORTER_PORT: port(9113),
+  REDIS_EXPORTER_PORT: port(9121),
+  POSTGRES_EXPORTER_PORT: port(9187),
+
   // --- process lifecycle
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
   /** Where the local supervisor keeps nginx's prefix, logs and its pid file. */

@@ -51,14 +51,19 @@ export async function testConfig(
   const prefix = `test-${id}`;
   const schema = `test_${id.replaceAll('-', '')}`;
   const runDir = mkdtempSync(join(tmpdir(), 'skillserve-test-'));
-  // nginx, then the two gateways (GATEWAY_BASE_PORT + i): all three checked free.
+  // nginx, then the two gateways (GATEWAY_BASE_PORT + i): all three checked free; nginx's status
+  // listener apart.
   const [publicPort, gatewayBase] = await freePorts(3);
+  const [statusPort] = await freePorts(1);
   const env: Record<string, string> = {
     KEY_PREFIX: prefix,
     DATABASE_SCHEMA: schema,
     RUN_DIR: runDir,
     PUBLIC_PORT: String(publicPort),
     GATEWAY_BASE_PORT: String(gatewayBase),
+    NGINX_STATUS_PORT: String(statusPort),
+    // A Prometheus per test cluster is the monitoring tests' business (they turn it on).
+    PROMETHEUS: 'off',
     LOG_LEVEL: 'warn',
     REQUEST_TIMEOUT_MS: '8000',
     SKILL_TTL_MS: '2000',

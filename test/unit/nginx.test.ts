@@ -11,6 +11,7 @@ import { loadConfig } from '../../src/config/index.js';
 const params = {
   prefix: '/tmp/x',
   listen: { host: '127.0.0.1', port: 8788 },
+  status: { host: '127.0.0.1', port: 8789 },
   gateways: [
     { host: '127.0.0.1', port: 8801 },
     { host: '127.0.0.1', port: 8802 },
@@ -27,6 +28,9 @@ describe('nginx config', () => {
     assert.match(conf, /least_conn;/);
     assert.match(conf, /server 127\.0\.0\.1:8801 max_fails=1 fail_timeout=2s;\n\s+server 127\.0\.0\.1:8802/);
     assert.match(conf, /listen 127\.0\.0\.1:8788;/);
+    // stub_status only on its own listener, for the exporter.
+    assert.match(conf, /listen 127\.0\.0\.1:8789;\n\s+location = \/stub_status \{\n\s+stub_status;/);
+    assert.equal(conf.match(/stub_status;/g)?.length, 1);
     assert.match(conf, /client_max_body_size 1024k;/);
     assert.match(conf, /proxy_read_timeout 20s;/);
     assert.match(conf, /proxy_next_upstream error timeout/);
