@@ -60,6 +60,12 @@ export class RedisGuard {
     return this.redis.status === 'ready' && !this.breaker.opened;
   }
 
+  /** The breaker's state, for metrics; `open` also while the connection is down (calls fail at once then too). */
+  breakerState(): 'closed' | 'open' | 'half-open' {
+    if (this.redis.status !== 'ready') return 'open';
+    return this.breaker.halfOpen ? 'half-open' : this.breaker.opened ? 'open' : 'closed';
+  }
+
   /** Why Redis is not usable, for /readyz; undefined when it is. */
   problem(): string | undefined {
     if (this.redis.status !== 'ready') return `connection ${this.redis.status}`;

@@ -30,7 +30,8 @@ export function createGateway(deps: GatewayDeps): {
   const metrics = createGatewayMetrics(deps.metrics, {
     pendingJobs: () => deps.jobs.pending(),
     cache: () => deps.cache.stats(),
-    redisUp: () => deps.redis.available(),
+    redisBreaker: () => deps.redis.breakerState(),
+    pgPool: deps.pgPool,
   });
   const inference = createInference(deps, metrics);
   const serveInfer = createInferService(deps, inference);

@@ -38,7 +38,9 @@ export interface GatewayDeps {
   authenticator: Pick<Authenticator, 'authenticate'>;
   limiter: RateLimiter;
   cache: ResponseCache;
-  redis: Pick<RedisGuard, 'available' | 'exec' | 'problem'>;
+  redis: Pick<RedisGuard, 'available' | 'exec' | 'problem' | 'breakerState'>;
+  /** The Postgres pool's sizes, for metrics. */
+  pgPool?: () => { total: number; idle: number; waiting: number; max: number };
   direct: DirectCall;
   skills: SkillDirectory;
   /** Entity memory (triples per tenant). */

@@ -180,7 +180,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     }
     metrics.rateLimit.inc({
       tier: principal.tier,
-      result: admission.limit.allowed ? 'allowed' : 'limited',
+      outcome: admission.limit.allowed ? 'allowed' : 'limited',
       source: admission.degraded ? 'local' : 'redis',
     });
     return admission;
@@ -214,7 +214,6 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
       const code = err instanceof AppError ? err.code : undefined;
       const staleAllowed = !p.directives.noCache && p.directives.maxAgeS === undefined;
       if (entry && staleAllowed && code && serveStaleOn.has(code)) {
-        metrics.cacheStale.inc();
         return { ...entry.value, cache: 'STALE', ageS: Math.floor((now - entry.createdAt) / 1000), degraded: 'stale' };
       }
       throw err;
@@ -266,7 +265,14 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     }
   }
 
-  return { plan, admit, answer, refreshDue: (now?: number) => refresher.tick(now) };
+  /** {@link answer}, counted by what the cache did (X-Cache) for the skill. */
+  async function countedAnswer(p: Plan, admission: Admission, requestId: string): Promise<Answer> {
+    const a = await answer(p, admission, requestId);
+    metrics.cacheRequests.inc({ skill: p.skill.name, result: a.cache.toLowerCase() });
+    return a;
+  }
+
+  return { plan, admit, answer: countedAnswer, refreshDue: (now?: number) => refresher.tick(now) };
 }
 
 export type Inference = ReturnType<typeof createInference>;

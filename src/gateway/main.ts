@@ -12,7 +12,7 @@ import { openGateway } from './wiring.js';
 export async function runGateway(config: Config): Promise<void> {
   const instance = instanceId(config, 'gateway', config.GATEWAY_PORT);
   const logger = createLogger({ level: config.LOG_LEVEL, role: 'gateway', instance });
-  const metrics = createRegistry({ role: 'gateway', instance });
+  const metrics = createRegistry({ role: 'gateway' });
   const gateway = await openGateway(config, { instance, logger, metrics });
   const { handler, refreshDue } = createGateway(gateway.deps);
 

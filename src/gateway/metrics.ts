@@ -1,101 +1,68 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { METRICS } from '../observability/catalogue.js';
+import { counter, gauge, histogram } from '../observability/metrics.js';
 
 export interface GatewayMetrics {
-  requestDuration: Histogram<'route' | 'method' | 'status'>;
+  requestDuration: Histogram<'route' | 'method' | 'status_class'>;
   inFlight: Gauge;
+  cacheRequests: Counter<'skill' | 'result'>;
   cacheLookups: Counter<'level' | 'result'>;
-  cacheStale: Counter;
   cacheRefreshes: Counter<'outcome'>;
-  rateLimit: Counter<'tier' | 'result' | 'source'>;
+  rateLimit: Counter<'tier' | 'outcome' | 'source'>;
   degraded: Counter<'reason'>;
   redisRoundTrips: Counter<'op'>;
 }
 
+/** Circuit breaker states as the brief numbers them. */
+export const BREAKER_STATE = { closed: 0, open: 1, 'half-open': 2 } as const;
+
 export interface GatewayGauges {
   pendingJobs: () => number;
   cache: () => { l1Entries: number; l1Bytes: number };
-  redisUp: () => boolean;
+  redisBreaker: () => keyof typeof BREAKER_STATE;
+  /** The Postgres pool's connections (pg's totalCount, idleCount, waitingCount) and its limit. */
+  pgPool?: () => { total: number; idle: number; waiting: number; max: number };
 }
 
+/** The gateway's metrics, from the catalogue (src/observability/catalogue.ts). */
 export function createGatewayMetrics(registry: Registry, gauges: GatewayGauges): GatewayMetrics {
-  const registers = [registry];
-  new Gauge({
-    name: 'gateway_jobs_waiting',
-    help: 'Synchronous requests waiting for their job to finish',
-    registers,
-    collect() {
-      this.set(gauges.pendingJobs());
-    },
+  gauge(registry, METRICS.pendingJobs, function collect() {
+    this.set(gauges.pendingJobs());
   });
-  new Gauge({
-    name: 'gateway_cache_entries',
-    help: 'Entries in the in-process (L1) response cache',
-    labelNames: ['level'] as const,
-    registers,
-    collect() {
-      this.set({ level: 'l1' }, gauges.cache().l1Entries);
-    },
+  gauge(registry, METRICS.cacheEntries, function collect() {
+    this.set({ level: 'l1' }, gauges.cache().l1Entries);
   });
-  new Gauge({
-    name: 'gateway_cache_bytes',
-    help: 'Approximate bytes held by the in-process (L1) response cache',
-    labelNames: ['level'] as const,
-    registers,
-    collect() {
-      this.set({ level: 'l1' }, gauges.cache().l1Bytes);
-    },
+  gauge(registry, METRICS.cacheBytes, function collect() {
+    this.set({ level: 'l1' }, gauges.cache().l1Bytes);
   });
-  new Gauge({
-    name: 'gateway_redis_up',
-    help: '1 while Redis is usable from this gateway; 0 while degraded',
-    registers,
-    collect() {
-      this.set(gauges.redisUp() ? 1 : 0);
-    },
+  gauge(registry, METRICS.breakerState, function collect() {
+    this.set({ dependency: 'redis' }, BREAKER_STATE[gauges.redisBreaker()]);
   });
+  const pool = gauges.pgPool;
+  if (pool) {
+    gauge(registry, METRICS.pgPoolConnections, function collect() {
+      const p = pool();
+      this.set({ state: 'idle' }, p.idle);
+      this.set({ state: 'busy' }, p.total - p.idle);
+    });
+    gauge(registry, METRICS.pgPoolWaiting, function collect() {
+      this.set(pool().waiting);
+    });
+    gauge(registry, METRICS.pgPoolMax, function collect() {
+      this.set(pool().max);
+    });
+  }
+  const requestDuration = histogram(registry, METRICS.httpRequestDuration);
+  // The SLI's series exist from the start, so an idle cluster reads as 0 requests, not as absent.
+  requestDuration.zero({ route: '/v1/skills/:skill/infer', method: 'POST', status_class: '2xx' });
   return {
-    requestDuration: new Histogram({
-      name: 'http_request_duration_seconds',
-      help: 'HTTP request duration by route, method and status',
-      labelNames: ['route', 'method', 'status'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10, 30],
-      registers,
-    }),
-    inFlight: new Gauge({ name: 'http_requests_in_flight', help: 'HTTP requests being served', registers }),
-    cacheLookups: new Counter({
-      name: 'gateway_cache_lookups_total',
-      help: 'Response cache lookups by level (l1, redis) and result (hit, miss)',
-      labelNames: ['level', 'result'] as const,
-      registers,
-    }),
-    cacheStale: new Counter({
-      name: 'gateway_cache_stale_served_total',
-      help: 'Answers served from an expired entry because the skill could not answer',
-      registers,
-    }),
-    cacheRefreshes: new Counter({
-      name: 'gateway_cache_refreshes_total',
-      help: 'Entries recomputed ahead of expiry, by outcome',
-      labelNames: ['outcome'] as const,
-      registers,
-    }),
-    rateLimit: new Counter({
-      name: 'gateway_rate_limit_decisions_total',
-      help: 'Rate limit decisions by tier, result (allowed, limited) and source (redis, local)',
-      labelNames: ['tier', 'result', 'source'] as const,
-      registers,
-    }),
-    degraded: new Counter({
-      name: 'gateway_degraded_total',
-      help: 'Requests answered in a degraded mode, by reason',
-      labelNames: ['reason'] as const,
-      registers,
-    }),
-    redisRoundTrips: new Counter({
-      name: 'gateway_redis_round_trips_total',
-      help: 'Redis round trips made on the request path, by operation',
-      labelNames: ['op'] as const,
-      registers,
-    }),
+    requestDuration,
+    inFlight: gauge(registry, METRICS.httpInFlight),
+    cacheRequests: counter(registry, METRICS.cacheRequests),
+    cacheLookups: counter(registry, METRICS.cacheLookups),
+    cacheRefreshes: counter(registry, METRICS.cacheRefreshes),
+    rateLimit: counter(registry, METRICS.rateLimitDecisions),
+    degraded: counter(registry, METRICS.degradedRequests),
+    redisRoundTrips: counter(registry, METRICS.redisRoundTrips),
   };
 }

@@ -89,6 +89,7 @@ export async function openGateway(
     limiter,
     cache,
     redis: guard,
+    pgPool: () => ({ total: pg.totalCount, idle: pg.idleCount, waiting: pg.waitingCount, max: pg.options.max ?? 10 }),
     direct: (skill, requestId, item, deadlineMs) => inferOnce(clients, skill, requestId, item, deadlineMs),
     memory,
     isShuttingDown: () => shuttingDown,

@@ -1,6 +1,7 @@
 import { createServer, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
+import { readinessMetrics } from './metrics.js';
 import { type ReadinessCheck, readinessHttpStatus, runReadiness } from './readiness.js';
 
 export interface AdminOptions {
@@ -26,6 +27,8 @@ export interface AdminServer {
  */
 export async function serveAdmin(opts: AdminOptions, host: string, port: number): Promise<AdminServer> {
   const identity = { role: opts.role, instance: opts.instance };
+  // What /readyz says, also as metrics (skillserve_readiness_state, skillserve_readiness_check_ok).
+  readinessMetrics(opts.registry, opts.readiness ?? [], () => opts.isShuttingDown?.() ?? false);
   const json = (res: ServerResponse, status: number, body: unknown) =>
     res.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   const server = createServer((req, res) => {

@@ -1,15 +1,22 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { buildVersion } from '../lib/version.js';
 import { LABELS, type LabelSpec, METRICS, type MetricSpec, OTHER } from './catalogue.js';
 import { type ReadinessCheck, runReadiness } from './readiness.js';
 
 /** The exported label names of a catalogue spec. */
 type LabelsOf<S extends MetricSpec> = Extract<keyof S['labels'], string>;
 
-/** A Prometheus registry with the default process metrics, every series labelled with role and instance. */
-export function createRegistry(opts: { role: string; instance: string }): Registry {
+/**
+ * A Prometheus registry with the default process metrics (CPU, memory, event loop) and
+ * `skillserve_build_info`, every series labelled with the process's role. The instance is the
+ * scrape target's label, which Prometheus sets (prometheus/prometheus.yml), so the process does
+ * not set one: a label of its own would clash with it.
+ */
+export function createRegistry(opts: { role: string }): Registry {
   const registry = new Registry();
-  registry.setDefaultLabels({ role: opts.role, instance: opts.instance });
+  registry.setDefaultLabels({ role: opts.role });
   collectDefaultMetrics({ register: registry });
+  gauge(registry, METRICS.buildInfo).set({ version: buildVersion() }, 1);
   return registry;
 }
 

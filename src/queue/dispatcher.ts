@@ -1,9 +1,11 @@
 import { type Job, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { Counter, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
 import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
+import { METRICS } from '../observability/catalogue.js';
 import type { Logger } from '../observability/logger.js';
+import { counter, gauge, histogram } from '../observability/metrics.js';
 import type { SkillClientPool } from '../skills/client-pool.js';
 import { inferBatch } from '../skills/infer-batch.js';
 import { inferOnce } from '../skills/infer-once.js';
@@ -57,49 +59,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   const batchers = new Map<string, DynamicBatcher<Picked, InferJobResult>>();
   const channel = completionChannel(config.KEY_PREFIX);
   let watch: NodeJS.Timeout | undefined;
-  /** Seconds, from half a millisecond (a batch's wait) to the longest skill call. */
-  const latencyBuckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
-
-  const jobsTotal = new Counter({
-    name: 'dispatcher_jobs_total',
-    help: 'Jobs finished by this dispatcher, by skill and outcome',
-    labelNames: ['skill', 'outcome'] as const,
-    registers: [deps.metrics],
-  });
-  const queueWait = new Histogram({
-    name: 'dispatcher_queue_wait_seconds',
-    help: 'Time from enqueue until the job was sent to the skill (with batching: its batch was)',
-    labelNames: ['skill'] as const,
-    buckets: latencyBuckets,
-    registers: [deps.metrics],
-  });
-  const skillCall = new Histogram({
-    name: 'dispatcher_skill_call_seconds',
-    help: 'gRPC round trip to the skill, as the dispatcher saw it',
-    labelNames: ['skill'] as const,
-    buckets: latencyBuckets,
-    registers: [deps.metrics],
-  });
-  const batchSize = new Histogram({
-    name: 'dispatcher_batch_size',
-    help: 'Jobs in each InferBatch call',
-    labelNames: ['skill'] as const,
-    buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
-    registers: [deps.metrics],
-  });
-  const batchWait = new Histogram({
-    name: 'dispatcher_batch_wait_seconds',
-    help: 'Time a job spent in the dispatcher waiting for its batch to be sent',
-    labelNames: ['skill'] as const,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-    registers: [deps.metrics],
-  });
-  const batchCompute = new Histogram({
-    name: 'dispatcher_batch_compute_seconds',
-    help: "Model time of each InferBatch call, as the skill's Timing reported it",
-    labelNames: ['skill'] as const,
-    buckets: latencyBuckets,
-    registers: [deps.metrics],
+  const jobsTotal = counter(deps.metrics, METRICS.jobs);
+  const queueWait = histogram(deps.metrics, METRICS.queueWait);
+  const skillCall = histogram(deps.metrics, METRICS.dispatchCall);
+  const batchSize = histogram(deps.metrics, METRICS.batchSize);
+  const batchWait = histogram(deps.metrics, METRICS.batchWait);
+  const batchCompute = histogram(deps.metrics, METRICS.batchCompute);
+  gauge(deps.metrics, METRICS.batchPending, function collect() {
+    for (const [skill, batcher] of batchers) this.set({ skill }, batcher.pending);
   });
 
   function timeLeft(job: Job<InferJobData, InferJobResult>): number {

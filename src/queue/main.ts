@@ -7,12 +7,13 @@ import { createRegistry } from '../observability/metrics.js';
 import { SkillClientPool } from '../skills/client-pool.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
 import { createDispatcher } from './dispatcher.js';
+import { registerQueueMetrics } from './queue-metrics.js';
 
 /** Role `dispatcher`: BullMQ workers that feed the skills. */
 export async function runDispatcher(config: Config): Promise<void> {
   const instance = instanceId(config, 'dispatcher');
   const logger = createLogger({ level: config.LOG_LEVEL, role: 'dispatcher', instance });
-  const metrics = createRegistry({ role: 'dispatcher', instance });
+  const metrics = createRegistry({ role: 'dispatcher' });
   const redis = createRedis(config.REDIS_URL, { name: 'dispatcher' });
   const workerConnection = createRedis(config.REDIS_URL, { name: 'dispatcher-worker', blocking: true });
   await redisReady(redis, config.REDIS_URL);
@@ -20,6 +21,7 @@ export async function runDispatcher(config: Config): Promise<void> {
   const pool = new SkillClientPool(registry, { channels: config.SKILL_CLIENT_CHANNELS, ejectMs: config.SKILL_TTL_MS });
   const dispatcher = createDispatcher({ config, redis, workerConnection, registry, pool, logger, metrics });
   await dispatcher.start();
+  const queueMetrics = registerQueueMetrics({ redis, registry, keyPrefix: config.KEY_PREFIX, metrics });
   let stopping = false;
   const admin = await serveAdmin(
     {
@@ -43,6 +45,7 @@ export async function runDispatcher(config: Config): Promise<void> {
       },
     },
     { name: 'grpc', run: () => pool.close() },
+    { name: 'queue-metrics', run: () => queueMetrics.close() },
     { name: 'admin', run: () => admin.close() },
     { name: 'redis', run: () => Promise.all([closeRedis(redis), closeRedis(workerConnection)]) },
   ]);

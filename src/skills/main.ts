@@ -15,7 +15,7 @@ export async function runSkill(config: Config): Promise<void> {
   const provisional = instanceId(config, `skill-${name}`);
   const logger = createLogger({ level: config.LOG_LEVEL, role: 'skill', instance: provisional });
   const backend = createBackend(name, config, logger);
-  const metrics = createRegistry({ role: 'skill', instance: provisional });
+  const metrics = createRegistry({ role: 'skill' });
   const server = createSkillServer({
     name,
     backend,

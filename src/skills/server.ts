@@ -1,8 +1,10 @@
 import { performance } from 'node:perf_hooks';
 import * as grpc from '@grpc/grpc-js';
 import { HealthImplementation } from 'grpc-health-check';
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { Registry } from 'prom-client';
+import { LABELS, METRICS, OTHER } from '../observability/catalogue.js';
 import type { Logger } from '../observability/logger.js';
+import { bounded, counter, gauge, histogram } from '../observability/metrics.js';
 import type { BackendItem, BackendResult, InferContext, SkillBackend } from './backend.js';
 import { createHealthReporter } from './health-reporter.js';
 import { freeMemoryBytes } from './memory.js';
@@ -107,29 +109,36 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
     },
   });
 
-  const labels = ['skill', 'method'] as const;
-  const callSeconds = new Histogram({
-    name: 'skill_call_duration_seconds',
-    help: 'Time a skill spent on one gRPC call',
-    labelNames: labels,
-    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
-    registers: [registry],
+  const callSeconds = histogram(registry, METRICS.skillCall);
+  const itemsTotal = counter(registry, METRICS.skillItems);
+  gauge(registry, METRICS.skillInFlight, function collect() {
+    this.set({ skill: name }, counts.inFlight);
   });
-  const itemsTotal = new Counter({
-    name: 'skill_items_total',
-    help: 'Items computed, by outcome',
-    labelNames: ['skill', 'outcome'] as const,
-    registers: [registry],
+  gauge(registry, METRICS.skillServing, function collect() {
+    this.set({ skill: name }, reporter.current()?.serving ? 1 : 0);
   });
-  new Gauge({
-    name: 'skill_model_loaded',
-    help: '1 when the model is loaded and ready',
-    labelNames: ['skill'] as const,
-    registers: [registry],
-    collect() {
-      this.set({ skill: name }, slot.state === 'READY' ? 1 : 0);
-    },
+  gauge(registry, METRICS.modelState, function collect() {
+    this.reset();
+    for (const { model, version, state } of modelStates())
+      for (const s of LABELS.model_state.values)
+        this.set({ skill: name, model, version, state: s }, s === state ? 1 : 0);
   });
+
+  /** Every model version the skill serves and its state (a single-model backend: its model, as the slot says). */
+  function modelStates(): { model: string; version: string; state: string }[] {
+    const d = backend.describe();
+    if (d.models)
+      return d.models.flatMap((m) => m.versions.map((v) => ({ model: m.name, version: v.version, state: v.state })));
+    const [model = d.model, version = ''] = d.model.split('@');
+    return [{ model, version, state: backend.state() === 'FAILED' ? 'FAILED' : slot.state }];
+  }
+
+  /** The `model` label of a task: a multi-model backend's model it names (else `other`), or the one model. */
+  function modelLabel(task: string): string {
+    const d = backend.describe();
+    if (d.models) return bounded('model', task, new Set(d.models.map((m) => m.name)));
+    return d.model.split('@')[0] ?? d.model;
+  }
 
   function toItem(req: WireInferRequest): BackendItem {
     const p = req.parameters;
@@ -185,7 +194,7 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
           ok: false,
           error: { code: 'SKILL_ERROR', message: 'the backend returned no result for this item' },
         };
-        itemsTotal.inc({ skill: name, outcome: result.ok ? 'ok' : 'error' });
+        itemsTotal.inc({ skill: name, model: modelLabel(batch[i]!.task), outcome: result.ok ? 'ok' : 'error' });
         if (!result.ok) counts.errors++;
         return toWire(r.id, result, timing());
       });
@@ -193,7 +202,8 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
       return { items, timing: timing() };
     } finally {
       counts.inFlight--;
-      callSeconds.observe({ skill: name, method }, (performance.now() - t0) / 1000);
+      const model = reqs[0] ? modelLabel(toItem(reqs[0]).task) : OTHER;
+      callSeconds.observe({ skill: name, model, method }, (performance.now() - t0) / 1000);
     }
   }
 

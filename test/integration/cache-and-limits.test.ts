@@ -79,10 +79,10 @@ describe('shared response cache and cluster-wide rate limits, through nginx', ()
     const input = unique();
     await infer(keys.acme!, input);
     await eventually(async () => assert.equal((await infer(keys.acme!, input)).headers.get('x-cache'), 'HIT'));
-    const before = await sumMetric(gatewayMetrics, 'gateway_redis_round_trips_total');
+    const before = await sumMetric(gatewayMetrics, 'skillserve_redis_round_trips_total');
     const n = 20;
     for (let i = 0; i < n; i++) assert.equal((await infer(keys.acme!, input)).headers.get('x-cache'), 'HIT');
-    const after = await sumMetric(gatewayMetrics, 'gateway_redis_round_trips_total');
+    const after = await sumMetric(gatewayMetrics, 'skillserve_redis_round_trips_total');
     assert.equal(after - before, n);
   });
 
@@ -138,7 +138,7 @@ describe('shared response cache and cluster-wide rate limits, through nginx', ()
       assert.ok(Number(stale.headers.get('age')) >= 2);
       const none = await infer(keys.acme!, unique());
       assert.equal(none.status, 503, 'no entry, no skill: a clear 503');
-      assert.ok((await sumMetric(gatewayMetrics, 'gateway_cache_stale_served_total')) >= 1);
+      assert.ok((await sumMetric(gatewayMetrics, 'skillserve_cache_requests_total', 'result="stale"')) >= 1);
     } finally {
       skill.start();
       await eventually(async () => assert.equal((await infer(keys.acme!, unique())).status, 200), {

@@ -228,8 +228,11 @@ describe('the cluster end to end, through nginx', () => {
       assert.match((await http(`${url}/metrics`)).text, /process_cpu_user_seconds_total/);
     }
     const metrics = await http(`${admin}/metrics`);
-    assert.match(metrics.text, /http_request_duration_seconds_bucket\{.*route="\/v1\/skills\/:skill\/infer"/);
-    assert.match(metrics.text, /http_requests_in_flight/);
+    assert.match(
+      metrics.text,
+      /skillserve_http_request_duration_seconds_bucket\{.*route="\/v1\/skills\/:skill\/infer"/,
+    );
+    assert.match(metrics.text, /skillserve_http_requests_in_flight/);
     assert.match(metrics.text, /process_cpu_user_seconds_total/);
   });
 

@@ -41,7 +41,7 @@ it('recomputes a regularly requested entry before it expires, so the traffic kee
   }
   const refreshed = await sumMetric(
     [`${gatewayAdmin}/metrics`],
-    'gateway_cache_refreshes_total',
+    'skillserve_cache_refreshes_total',
     'outcome="refreshed"',
   );
   assert.ok(refreshed >= 2, `refreshes: ${refreshed}; answers: ${statuses.join(' ')}`);

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from '../../observability/logger.js';
+import { bounded, statusClass } from '../../observability/metrics.js';
 import type { GatewayMetrics } from '../metrics.js';
 
 declare module 'express-serve-static-core' {
@@ -80,7 +81,11 @@ export function trackRequest(
   res.once('close', () => {
     metrics.inFlight.dec();
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    const labels = { route: route(), method: req.method ?? '', status: String(res.statusCode) };
+    const labels = {
+      route: route(),
+      method: bounded('method', req.method ?? ''),
+      status_class: statusClass(res.statusCode),
+    };
     metrics.requestDuration.observe(labels, seconds);
     if (res.statusCode >= 500) log().warn({ status: res.statusCode, route: labels.route, seconds }, 'request failed');
     else if (log().isLevelEnabled('debug'))
