@@ -39,8 +39,8 @@ export async function outputs(): Promise<Map<string, string>> {
     yaml('prometheus/rules/skillserve-alerts.yml', ALERT_GROUPS.map(toPrometheus)),
   );
   await add(
-    'prometheus/rules/skillserve-records.yml',
-    yaml('prometheus/rules/skillserve-records.yml', RECORD_GROUPS.map(toPrometheus)),
+    'prometheus/rules/skillserve-slo.yml',
+    yaml('prometheus/rules/skillserve-slo.yml', RECORD_GROUPS.map(toPrometheus)),
   );
   for (const [file, build] of Object.entries(DASHBOARDS)) {
     const path = `grafana/dashboards/${file}`;

@@ -34,26 +34,44 @@ const http = METRICS.httpRequestDuration.name;
 const cache = METRICS.cacheRequests.name;
 const OWN = `job=~"${OWN_JOBS.join('|')}"`;
 
+const o = OBJECTIVES;
+const pct = (x: number) => `${+(x * 100).toFixed(3)} %`;
+
 /** Every window the SLO alerts read, short and long. */
 const sloWindows = [...new Set(SLO.windows.flatMap((w) => [w.short, w.long]))];
 const budget = +(1 - SLO.target).toFixed(6);
 
-export const RECORD_GROUPS: RuleGroup<RecordRule>[] = [
+/**
+ * Recording rules, and the alerts that read them in the same group: rules of one group are
+ * evaluated in order, so an alert sees this evaluation's recorded value, not the previous one's.
+ */
+export const RECORD_GROUPS: RuleGroup<RecordRule | AlertRule>[] = [
   {
-    name: 'skillserve-slo.records',
-    rules: sloWindows.flatMap((w) => [
-      { record: `skillserve:slo_requests:rate${w}`, expr: sumRate(`${http}_count`, w, '', API) },
-      {
-        // Good = fast enough and not a 5xx: one bucket of the same histogram, so a slow failure
-        // is not counted twice.
-        record: `skillserve:slo_good_requests:rate${w}`,
-        expr: sumRate(`${http}_bucket`, w, '', API, `le="${SLO.latencyS}"`, 'status_class!="5xx"'),
-      },
-      {
-        record: `skillserve:slo_error_ratio:rate${w}`,
-        expr: `1 - ${ratio(`skillserve:slo_good_requests:rate${w}`, `skillserve:slo_requests:rate${w}`)}`,
-      },
-    ]),
+    name: 'skillserve-slo',
+    rules: [
+      ...sloWindows.flatMap((w) => [
+        { record: `skillserve:slo_requests:rate${w}`, expr: sumRate(`${http}_count`, w, '', API) },
+        {
+          // Good = fast enough and not a 5xx: one bucket of the same histogram, so a slow failure
+          // is not counted twice.
+          record: `skillserve:slo_good_requests:rate${w}`,
+          expr: sumRate(`${http}_bucket`, w, '', API, `le="${SLO.latencyS}"`, 'status_class!="5xx"'),
+        },
+        {
+          record: `skillserve:slo_error_ratio:rate${w}`,
+          expr: `1 - ${ratio(`skillserve:slo_good_requests:rate${w}`, `skillserve:slo_requests:rate${w}`)}`,
+        },
+      ]),
+      ...SLO.windows.map((w): AlertRule => ({
+        alert: 'AvailabilityBudgetBurn',
+        expr: `skillserve:slo_error_ratio:rate${w.long} > (${w.factor} * ${budget}) and skillserve:slo_error_ratio:rate${w.short} > (${w.factor} * ${budget})`,
+        for: w.for,
+        severity: w.severity,
+        labels: { long: w.long, short: w.short },
+        summary: `The availability SLO (${pct(SLO.target)}) is burning ${w.factor}x too fast.`,
+        description: `{{ $value | humanizePercentage }} of API requests failed or took longer than ${SLO.latencyS} s over ${w.long} (and still over ${w.short}): at this rate the 30-day error budget lasts ${+(30 / w.factor).toFixed(1)} days.`,
+      })),
+    ],
   },
   {
     name: 'skillserve-queue.records',
@@ -67,9 +85,6 @@ export const RECORD_GROUPS: RuleGroup<RecordRule>[] = [
     ],
   },
 ];
-
-const o = OBJECTIVES;
-const pct = (x: number) => `${+(x * 100).toFixed(3)} %`;
 
 export const ALERT_GROUPS: RuleGroup<AlertRule>[] = [
   {
@@ -171,15 +186,6 @@ export const ALERT_GROUPS: RuleGroup<AlertRule>[] = [
         summary: `Cache hit rate is below ${pct(o.cacheHitMin)}.`,
         description: `Only {{ $value | humanizePercentage }} of cacheable requests were answered from the cache over 10 minutes (alert below ${pct(o.cacheHitMin)} while there is traffic).`,
       },
-      ...SLO.windows.map((w): AlertRule => ({
-        alert: 'AvailabilityBudgetBurn',
-        expr: `skillserve:slo_error_ratio:rate${w.long} > (${w.factor} * ${budget}) and skillserve:slo_error_ratio:rate${w.short} > (${w.factor} * ${budget})`,
-        for: w.for,
-        severity: w.severity,
-        labels: { long: w.long, short: w.short },
-        summary: `The availability SLO (${pct(SLO.target)}) is burning ${w.factor}x too fast.`,
-        description: `{{ $value | humanizePercentage }} of API requests failed or took longer than ${SLO.latencyS} s over ${w.long} (and still over ${w.short}): at this rate the 30-day error budget lasts ${+(30 / w.factor).toFixed(1)} days.`,
-      })),
     ],
   },
   {
@@ -263,13 +269,23 @@ export const ALERT_GROUPS: RuleGroup<AlertRule>[] = [
   },
 ];
 
+/** Every alert rule, wherever its group is. */
+export function alertRules(): AlertRule[] {
+  return [...ALERT_GROUPS, ...RECORD_GROUPS].flatMap((g) => g.rules.filter((r): r is AlertRule => 'alert' in r));
+}
+
+/** Every recording rule. */
+export function recordRules(): RecordRule[] {
+  return RECORD_GROUPS.flatMap((g) => g.rules.filter((r): r is RecordRule => 'record' in r));
+}
+
 /** Every alert name, once. */
 export function alertNames(): string[] {
-  return [...new Set(ALERT_GROUPS.flatMap((g) => g.rules.map((r) => r.alert)))];
+  return [...new Set(alertRules().map((r) => r.alert))];
 }
 
 /** A group as Prometheus reads it (the runbook link and severity become the rule's labels and annotations). */
-export function toPrometheus(group: RuleGroup<AlertRule> | RuleGroup<RecordRule>): object {
+export function toPrometheus(group: RuleGroup<AlertRule | RecordRule>): object {
   return {
     name: group.name,
     ...(group.interval ? { interval: group.interval } : {}),

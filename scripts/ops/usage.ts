@@ -1,7 +1,7 @@
 import { METRICS, type MetricSpec, specOf } from '../../src/observability/catalogue.js';
 import { DASHBOARDS, type DashboardJson } from './dashboards/index.js';
 import { metricNames } from './promql.js';
-import { ALERT_GROUPS, RECORD_GROUPS } from './rules.js';
+import { alertRules, recordRules } from './rules.js';
 
 export interface Expression {
   /** e.g. `alert HighErrorRate`, `dashboard skillserve-overview: Error rate`. */
@@ -24,8 +24,8 @@ export function substituteVariables(expr: string): string {
 /** Every PromQL expression of the rules and the dashboards (panels and variables), variables substituted. */
 export function expressions(): Expression[] {
   const out: Expression[] = [];
-  for (const g of ALERT_GROUPS) for (const r of g.rules) out.push({ where: `alert ${r.alert}`, expr: r.expr });
-  for (const g of RECORD_GROUPS) for (const r of g.rules) out.push({ where: `record ${r.record}`, expr: r.expr });
+  for (const r of alertRules()) out.push({ where: `alert ${r.alert}`, expr: r.expr });
+  for (const r of recordRules()) out.push({ where: `record ${r.record}`, expr: r.expr });
   for (const build of Object.values(DASHBOARDS)) out.push(...dashboardExpressions(build()));
   return out;
 }
@@ -54,7 +54,7 @@ function labelValuesSelector(query: string): string {
 
 /** Recording rules' outputs: names the rules define, not the code. */
 export function recordedNames(): Set<string> {
-  return new Set(RECORD_GROUPS.flatMap((g) => g.rules.map((r) => r.record)));
+  return new Set(recordRules().map((r) => r.record));
 }
 
 /** Catalogue metric name → where the rules and dashboards use it; other names (exporters, `up`) under their own. */
