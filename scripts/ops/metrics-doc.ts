@@ -82,7 +82,7 @@ export function metricsDoc(generatedNote: string): string {
     '',
     '## Series budget',
     '',
-    'The most series one process may export, held by `test/integration/cardinality.test.ts` while clients send',
+    'The most series one process may export, held by `test/integration/monitoring.test.ts` while clients send',
     'random skill names, model names, paths, methods and ids:',
     '',
     ...ROLES.map((r) => `- ${r}: ${SERIES_BUDGET[r]}`),

@@ -265,8 +265,15 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     }
   }
 
+  const countedSkills = new Set<string>();
   /** {@link answer}, counted by what the cache did (X-Cache) for the skill. */
   async function countedAnswer(p: Plan, admission: Admission, requestId: string): Promise<Answer> {
+    if (!countedSkills.has(p.skill.name)) {
+      // Every result of a skill starts at 0, so rates see its first hit.
+      countedSkills.add(p.skill.name);
+      for (const result of ['hit', 'miss', 'stale', 'bypass'])
+        metrics.cacheRequests.inc({ skill: p.skill.name, result }, 0);
+    }
     const a = await answer(p, admission, requestId);
     metrics.cacheRequests.inc({ skill: p.skill.name, result: a.cache.toLowerCase() });
     return a;

@@ -29,9 +29,20 @@ function base<S extends MetricSpec>(registry: Registry, spec: S) {
   };
 }
 
-/** A counter defined by its catalogue entry. */
+/**
+ * A counter defined by its catalogue entry. When every label is enumerated, each combination
+ * starts at 0: the series exist before the first event, so rates and alerts see it happen.
+ */
 export function counter<S extends MetricSpec & { type: 'counter' }>(registry: Registry, spec: S): Counter<LabelsOf<S>> {
-  return new Counter(base(registry, spec));
+  const c = new Counter(base(registry, spec));
+  let combos: Record<string, string>[] = [{}];
+  for (const [label, key] of Object.entries(spec.labels)) {
+    const values = (LABELS[key] as LabelSpec).values;
+    if (!values) return c;
+    combos = combos.flatMap((combo) => values.map((v) => ({ ...combo, [label]: v })));
+  }
+  for (const combo of combos) c.inc(combo as Partial<Record<LabelsOf<S>, string>>, 0);
+  return c;
 }
 
 /** A gauge defined by its catalogue entry; `collect` runs at every scrape (it may be async). */
