@@ -22,6 +22,8 @@ export interface BenchCluster extends Stack {
   endpoint: string;
   /** Synchronous last resort on process exit: SIGKILL every process of the cluster. */
   killSync(): void;
+  /** Each Node process's name and internal admin port (metrics), once reported. */
+  adminPorts(): [string, number][];
 }
 
 /**
@@ -35,12 +37,16 @@ export async function startBenchCluster(
 ): Promise<BenchCluster> {
   // nginx, then the two gateways (GATEWAY_BASE_PORT + i), below the kernel's ephemeral range.
   const [publicPort, gatewayBase] = (await freePorts(3)) as [number, number, number];
+  const [statusPort] = (await freePorts(1)) as [number];
   const runDir = mkdtempSync(join(tmpdir(), 'skillserve-bench-'));
   const id = randomUUID();
   const overrides = {
     HOST,
     PUBLIC_PORT: String(publicPort),
     GATEWAY_BASE_PORT: String(gatewayBase),
+    NGINX_STATUS_PORT: String(statusPort),
+    // What is measured is the cluster; bench/scrape.ts measures what Prometheus costs it.
+    PROMETHEUS: 'off',
     // Two gateways, as the ceilings have two upstreams: the comparison is like for like.
     GATEWAY_COUNT: '2',
     SKILLS: 'nlp',
@@ -88,6 +94,9 @@ export async function startBenchCluster(
     },
     killSync() {
       for (const p of cluster.processes) if (p.pid) process.kill(p.pid, 'SIGKILL');
+    },
+    adminPorts() {
+      return cluster.processes.flatMap((p): [string, number][] => (p.adminPort ? [[p.spec.name, p.adminPort]] : []));
     },
   };
 }
