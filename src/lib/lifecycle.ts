@@ -43,6 +43,11 @@ export function handleShutdown(
   process.once('SIGINT', () => void shutdown('SIGINT'));
   // A child of the local supervisor has an IPC channel; it closes when the supervisor dies,
   // even by SIGKILL, so no role outlives its supervisor.
-  if (process.send) process.once('disconnect', () => void shutdown('supervisor gone'));
+  // A supervisor that died while this process was still starting closed the channel before this
+  // handler existed: stop now rather than live on as an orphan.
+  if (process.send) {
+    if (process.connected) process.once('disconnect', () => void shutdown('supervisor gone'));
+    else void shutdown('supervisor gone');
+  }
   return shutdown;
 }
