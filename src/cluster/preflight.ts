@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { Config } from '../config/index.js';
+import { type Config, redactUrl } from '../config/index.js';
 import { createPgPool } from '../lib/postgres.js';
 import { createRedis } from '../lib/redis.js';
 
@@ -22,7 +22,7 @@ export async function checkRedis(config: Config): Promise<void> {
     await redis.ping();
   } catch (err) {
     throw new PreflightError(
-      `Redis does not answer at ${config.REDIS_URL} (${(err as Error).message}).\n` +
+      `Redis does not answer at ${redactUrl(config.REDIS_URL)} (${(err as Error).message}).\n` +
         `  Start it, e.g.: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no\n` +
         `  or point REDIS_URL at a running Redis.`,
     );
@@ -76,8 +76,4 @@ export function findNginx(config: Config): string {
     `nginx was not found (tried ${candidates.join(', ')}).\n` +
       `  Install it (apt-get install -y nginx-light) or set NGINX_BIN; \`npm run up\` installs it for you.`,
   );
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }
