@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { type Config, redactUrl } from '../config/index.js';
 import { createPgPool } from '../lib/postgres.js';
 import { createRedis } from '../lib/redis.js';
+import { type NginxVersion, parseNginxVersion } from './nginx.js';
 
 /** A problem found before start-up, with what to do about it. */
 export class PreflightError extends Error {
@@ -59,6 +60,12 @@ export async function checkPortFree(host: string, port: number, what: string): P
     );
     server.listen(port, host, () => server.close(() => resolve()));
   });
+}
+
+/** The version `bin -v` reports, so the config uses the directives that nginx knows. */
+export function nginxVersion(bin: string): NginxVersion {
+  const out = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+  return parseNginxVersion(`${out.stderr ?? ''}${out.stdout ?? ''}`);
 }
 
 /** The nginx binary to run: NGINX_BIN if it resolves, else the Debian location. */

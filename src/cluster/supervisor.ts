@@ -3,9 +3,10 @@ import { join, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import { ensureDevKey } from './dev-key.js';
 import { ManagedProcess, type ProcessSpec } from './managed-process.js';
-import { renderNginxConfig } from './nginx.js';
-import { checkPortFree, checkPostgres, checkRedis, findNginx } from './preflight.js';
+import { nginxParamsFromConfig, renderNginxConfig } from './nginx.js';
+import { checkPortFree, checkPostgres, checkRedis, findNginx, nginxVersion } from './preflight.js';
 import { clearState, isAlive, writeState } from './state.js';
+import { ensureSelfSignedCert } from './tls.js';
 
 export interface SupervisorOptions {
   config: Config;
@@ -20,7 +21,10 @@ export interface SupervisorOptions {
 }
 
 export interface RunningCluster {
+  /** Plain HTTP; with TLS on, on 127.0.0.1 only. */
   endpoint: string;
+  /** With TLS on: the HTTPS endpoint and the certificate a client should trust (self-signed under `up`). */
+  tls?: { endpoint: string; certFile: string; selfSigned: boolean };
   /** The development API key (tenant `dev`) and the file it is kept in. */
   devKey: { key: string; file: string; created: boolean };
   processes: ManagedProcess[];
@@ -47,9 +51,12 @@ export async function startCluster({
   const host = config.HOST;
   const gatewayPorts = Array.from({ length: config.GATEWAY_COUNT }, (_, i) => config.GATEWAY_BASE_PORT + i);
   await Promise.all([checkRedis(config), checkPostgres(config)]);
-  await checkPortFree(host, config.PUBLIC_PORT, 'the public');
+  const tlsOn = config.TLS === 'on';
+  await checkPortFree(tlsOn ? '127.0.0.1' : host, config.PUBLIC_PORT, 'the public');
+  if (tlsOn) await checkPortFree(host, config.TLS_PORT, 'the HTTPS');
   for (const port of gatewayPorts) await checkPortFree(host, port, 'a gateway');
   const nginxBin = findNginx(config);
+  const selfSigned = tlsOn && !config.TLS_CERT_FILE ? ensureSelfSignedCert(runDir, [host]) : undefined;
   // Also applies the migrations once, before N gateways race for the advisory lock.
   const devKey = await ensureDevKey(config, runDir);
 
@@ -71,18 +78,12 @@ export async function startCluster({
     ...gatewayPorts.map((port, i) => role(`gateway-${i + 1}`, 'gateway', { GATEWAY_PORT: String(port) })),
   ];
   const nginxConf = join(nginxPrefix, 'nginx.conf');
-  writeFileSync(
-    nginxConf,
-    renderNginxConfig({
-      prefix: nginxPrefix,
-      listen: { host, port: config.PUBLIC_PORT },
-      gateways: gatewayPorts.map((port) => ({ host, port })),
-      clientMaxBodyBytes: Math.max(config.BODY_LIMIT_BYTES * 4, config.MEMORY_BODY_LIMIT_BYTES * 2, 1024 * 1024),
-      proxyReadTimeoutS: config.REQUEST_TIMEOUT_MS / 1000 + 5,
-      ratePerIp: config.NGINX_RATE_PER_IP,
-      burstPerIp: config.NGINX_BURST_PER_IP,
-    }),
+  const nginxParams = nginxParamsFromConfig(
+    // `up` balances over the gateways it starts itself.
+    { ...config, NGINX_UPSTREAMS: [], NGINX_RESOLVER: undefined },
+    { prefix: nginxPrefix, version: nginxVersion(nginxBin), ...(selfSigned ? { tlsFiles: selfSigned } : {}) },
   );
+  writeFileSync(nginxConf, renderNginxConfig(nginxParams));
   const nginxSpec: ProcessSpec = {
     name: 'nginx',
     command: nginxBin,
@@ -94,7 +95,12 @@ export async function startCluster({
     stopSignal: 'SIGQUIT',
   };
 
-  const endpoint = `http://${host}:${config.PUBLIC_PORT}`;
+  const endpoint = `http://${nginxParams.listen.host}:${config.PUBLIC_PORT}`;
+  const tls = nginxParams.tls && {
+    endpoint: `https://${host}:${config.TLS_PORT}`,
+    certFile: nginxParams.tls.certFile,
+    selfSigned: Boolean(selfSigned),
+  };
   const processes: ManagedProcess[] = [];
   const record = () =>
     writeState(runDir, {
@@ -134,7 +140,7 @@ export async function startCluster({
     await stop();
     throw err;
   }
-  return { endpoint, devKey, processes, stop };
+  return { endpoint, ...(tls ? { tls } : {}), devKey, processes, stop };
 }
 
 /** Polls `url` until it answers 200 or the deadline passes; the error names the last answer. */
