@@ -3,6 +3,8 @@
 #   npm dependencies (npm ci when node_modules is missing or older than package-lock.json),
 #   the onnx skill's example models in models/ (generated, not in git: the MLP is ~139 MB),
 #   nginx from Debian (the cluster runs its own nginx instance; the system one is left alone),
+#   openssl (TLS=on makes a self-signed certificate), and for the offline checks of the deployment
+#   files: docker-compose (parses docker-compose-ml.yml without an engine) and promtool (prometheus),
 #   wrk from Debian when `--bench` is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,6 +37,14 @@ fi
 
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
   apt_install nginx-light
+fi
+
+missing=()
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
+command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+if [ ${#missing[@]} -gt 0 ]; then
+  apt_install "${missing[@]}"
 fi
 
 if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then
