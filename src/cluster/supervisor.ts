@@ -102,7 +102,11 @@ export async function startCluster({
     selfSigned: Boolean(selfSigned),
   };
   const processes: ManagedProcess[] = [];
+  let stopped = false;
+  // A record scheduled by a late event must not recreate the state file (or fail on a run
+  // directory removed since) once the cluster has stopped.
   const record = () =>
+    stopped ||
     writeState(runDir, {
       supervisorPid: process.pid,
       startedAt: new Date().toISOString(),
@@ -119,6 +123,7 @@ export async function startCluster({
     for (const p of processes) p.markStopping();
     // Reverse order of start: nginx stops taking traffic first, skills go last.
     for (const p of [...processes].reverse()) await p.stop(config.SHUTDOWN_TIMEOUT_MS + 2_000);
+    stopped = true;
     clearState(runDir);
   };
 
