@@ -154,6 +154,21 @@ describe('docker-compose-ml.yml', () => {
     const scraped = new Map<string, number>();
     for (const job of prom.scrape_configs) {
       for (const sd of job.dns_sd_configs ?? []) for (const n of sd.names) scraped.set(n, sd.port);
+      for (const sc of job.static_configs ?? []) {
+        for (const target of sc.targets as string[]) {
+          const host = target.split(':')[0]!;
+          assert.ok(host === '127.0.0.1' || model.services[host], `${job.job_name}: no service ${host}`);
+        }
+      }
+    }
+    // The alert rules select on the job names of prometheus/prometheus.yml: the same names here.
+    const onCall = join(ROOT, 'prometheus', 'prometheus.yml');
+    if (existsSync(onCall)) {
+      const theirs = new Set(
+        (parse(readFileSync(onCall, 'utf8')) as { scrape_configs: any[] }).scrape_configs.map((j) => j.job_name),
+      );
+      for (const job of prom.scrape_configs)
+        assert.ok(theirs.has(job.job_name), `job ${job.job_name} is not one the rules know`);
     }
     for (const [name, s] of skillserveServices(model)) {
       if (s.restart === 'no') continue;

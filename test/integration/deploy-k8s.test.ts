@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments } from 'yaml';
 import { configSchema, loadConfig } from '../../src/config/index.js';
 import { dockerfileStages, stageEnv } from '../helpers/image-layout.js';
 import {
@@ -236,6 +236,27 @@ describe('deploy/k8s', () => {
     const nginx = deployments.find((d) => d.metadata.name === 'nginx')!.spec.template.spec;
     const rendered = nginx.initContainers[0].args.find((a: string) => a.startsWith('--nginx-version=')).split('=')[1];
     assert.match(nginx.containers[0].image, new RegExp(`^nginx:${rendered.split('.').slice(0, 2).join('\\.')}`));
-    assert.ok(monitoring.some((o) => o.kind === 'PodMonitor' && o.spec.podMetricsEndpoints[0].port === 'admin'));
+  });
+
+  it('scrapes every role through the PodMonitor under the job names the alert rules select on', () => {
+    const monitor = monitoring.find((o) => o.kind === 'PodMonitor')!;
+    const endpoint = monitor.spec.podMetricsEndpoints[0];
+    const selected = podTemplates(objects).filter((p) => selects(monitor.spec.selector, p.labels));
+    assert.deepEqual(selected.map((p) => p.owner.metadata.name).sort(), scalable.map((d) => d.metadata.name).sort());
+    const onCall = join(ROOT, 'prometheus', 'prometheus.yml');
+    const jobs = existsSync(onCall)
+      ? new Set(
+          (parse(readFileSync(onCall, 'utf8')) as { scrape_configs: { job_name: string }[] }).scrape_configs.map(
+            (j) => j.job_name,
+          ),
+        )
+      : undefined;
+    for (const { owner, pod, labels } of selected) {
+      const job = labels[monitor.spec.jobLabel];
+      assert.match(String(job), /^skillserve-(gateway|dispatcher|skill)$/, `${objectId(owner)}: job label`);
+      if (jobs) assert.ok(jobs.has(job!), `${objectId(owner)}: job ${job} is not one the rules know`);
+      const port = pod.containers[0].ports.find((p: any) => p.name === endpoint.port);
+      assert.equal(port?.containerPort, Number(owner.spec.template.metadata.annotations['prometheus.io/port']));
+    }
   });
 });
