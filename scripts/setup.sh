@@ -6,6 +6,8 @@
 #   Prometheus (with promtool), Alertmanager (with amtool) and the nginx, Redis and Postgres
 #   exporters from Debian, which `up` runs as its own children (the packages' system services are
 #   not started),
+#   openssl (TLS=on makes a self-signed certificate), docker-compose (parses docker-compose-ml.yml
+#   without an engine, for the offline checks of the deployment files),
 #   wrk from Debian when `--bench` is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,23 +44,23 @@ fi
 
 # Installed without starting the packages' own services (policy-rc.d says no), which would take
 # the ports `up` uses; `up` runs its own instances.
-monitoring=()
+missing=()
 for bin in prometheus promtool prometheus-alertmanager amtool prometheus-nginx-exporter prometheus-redis-exporter \
-  prometheus-postgres-exporter; do
+  prometheus-postgres-exporter openssl docker-compose; do
   command -v "$bin" >/dev/null 2>&1 && continue
   case "$bin" in
-  promtool) monitoring+=(prometheus) ;;
-  amtool) monitoring+=(prometheus-alertmanager) ;;
-  *) monitoring+=("$bin") ;;
+  promtool) missing+=(prometheus) ;;
+  amtool) missing+=(prometheus-alertmanager) ;;
+  *) missing+=("$bin") ;;
   esac
 done
-if [ "${#monitoring[@]}" -gt 0 ]; then
+if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
     chmod +x /usr/sbin/policy-rc.d
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
-  apt_install $(printf '%s\n' "${monitoring[@]}" | sort -u)
+  apt_install $(printf '%s\n' "${missing[@]}" | sort -u)
 fi
 
 if [ "${1:-}" = "--bench" ] && ! command -v wrk >/dev/null 2>&1; then

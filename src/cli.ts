@@ -1,10 +1,12 @@
 #!/usr/bin/env node
 import { fileURLToPath } from 'node:url';
 import { ConfigError, type Config, loadConfig } from './config/index.js';
-import { keysCommand, UsageError } from './auth/keys-command.js';
+import { keysCommand } from './auth/keys-command.js';
+import { nginxConfigCommand, nginxConfigUsage } from './cluster/nginx-command.js';
 import { PreflightError } from './cluster/preflight.js';
 import { readState, isAlive, stopCluster } from './cluster/state.js';
 import { startCluster } from './cluster/supervisor.js';
+import { UsageError } from './lib/usage-error.js';
 
 const usage = `skillserve — a load-balanced inference cluster
 
@@ -18,6 +20,8 @@ Usage: skillserve <command>
   gateway      run one gateway (HTTP API)
   dispatcher   run one dispatcher (BullMQ workers → gRPC)
   skill        run one skill service (gRPC), SKILL_NAME selects which
+  probe        health check of a running role, for containers (skillserve probe --help)
+  nginx-config render nginx's config for a container or pod (skillserve nginx-config --help)
 
 Every setting comes from environment variables; see the README's configuration table.`;
 
@@ -46,13 +50,21 @@ async function up(config: Config): Promise<void> {
   process.on('SIGTERM', () => stop('SIGTERM'));
 
   const key = cluster.devKey.key;
+  // With TLS on, the examples use HTTPS and the certificate to trust.
+  const base = cluster.tls ? `${cluster.tls.endpoint}` : cluster.endpoint;
+  const curl = cluster.tls ? `curl --cacert ${cluster.tls.certFile}` : 'curl';
   const rows = cluster.processes.map(
     (p) => `  ${p.spec.name.padEnd(18)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`,
   );
   print(`
 skillserve is up.
 
-  endpoint   ${cluster.endpoint}
+  endpoint   ${
+    cluster.tls
+      ? `${cluster.tls.endpoint} (HTTP/2, TLS 1.2+; ${cluster.tls.selfSigned ? 'self-signed ' : ''}certificate ${cluster.tls.certFile})
+             plain HTTP on ${cluster.endpoint} (loopback only)`
+      : cluster.endpoint
+  }
 ${cluster.prometheusUrl ? `  prometheus ${cluster.prometheusUrl}  (alerts: ${cluster.prometheusUrl}/alerts)\n` : ''}${
     cluster.alertmanagerUrl ? `  alertmanager ${cluster.alertmanagerUrl}\n` : ''
   }  gateways   ${config.GATEWAY_COUNT} behind nginx (least_conn), dispatchers ${config.DISPATCHER_COUNT}, skills ${config.SKILLS.join(', ')}
@@ -63,13 +75,13 @@ ${rows.join('\n')}
              (tenant "dev", premium; ${cluster.devKey.created ? 'created now' : 'created earlier'}, kept in ${cluster.devKey.file})
 
 Try:
-  curl -s ${cluster.endpoint}/v1/skills -H 'authorization: Bearer ${key}'
-  curl -si ${cluster.endpoint}/v1/skills/nlp/infer -H 'authorization: Bearer ${key}' \\
+  ${curl} -s ${base}/v1/skills -H 'authorization: Bearer ${key}'
+  ${curl} -si ${base}/v1/skills/nlp/infer -H 'authorization: Bearer ${key}' \\
        -H 'content-type: application/json' \\
        -d '{"input":"My sister Maria lives in Madrid and loves her new job.","task":"sentiment"}'
 ${
   config.SKILLS.includes('onnx')
-    ? `  curl -s ${cluster.endpoint}/v1/skills/onnx/infer -H 'authorization: Bearer ${key}' \\
+    ? `  ${curl} -s ${base}/v1/skills/onnx/infer -H 'authorization: Bearer ${key}' \\
        -H 'content-type: application/json' \\
        -d '{"model":"classifier","inputs":[{"name":"input","datatype":"FP32","shape":[1,4],"data":[0.5,-1,2,0.25]}]}'
 `
@@ -127,6 +139,24 @@ async function main(): Promise<void> {
       return (await import('./queue/main.js')).runDispatcher(config);
     case 'skill':
       return (await import('./skills/main.js')).runSkill(config);
+    case 'probe': {
+      // Loaded here: a health check every few seconds should not pay for the other commands.
+      const { probeTarget, probeUsage, runProbe } = await import('./cluster/probe.js');
+      if (process.argv.includes('--help')) {
+        print(probeUsage);
+        return;
+      }
+      const result = await runProbe(probeTarget(config, process.argv.slice(3)));
+      print(result.detail);
+      process.exitCode = result.healthy ? 0 : 1;
+      return;
+    }
+    case 'nginx-config':
+      if (process.argv.includes('--help')) {
+        print(nginxConfigUsage);
+        return;
+      }
+      return nginxConfigCommand(config, process.argv.slice(3), print);
     default:
       print(`skillserve: unknown command "${command}"\n\n${usage}`);
       process.exitCode = 2;

@@ -2,16 +2,13 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/index.js';
 import { migrate } from '../db/migrate.js';
 import { createPgPool } from '../lib/postgres.js';
+import { UsageError } from '../lib/usage-error.js';
 import { KeyStore, type Tier, tiers } from './key-store.js';
 
 const usage = `Usage:
   skillserve keys create --tenant <name> [--tier free|standard|premium] [--name <label>]
   skillserve keys list [--tenant <name>]
   skillserve keys revoke <key id or prefix>`;
-
-export class UsageError extends Error {
-  override name = 'UsageError';
-}
 
 /** `skillserve keys …`: create (the key is printed once), list, revoke. */
 export async function keysCommand(config: Config, argv: string[], print: (line: string) => void): Promise<void> {

@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
-import type { Config } from '../config/index.js';
+import { type Config, redactUrl } from '../config/index.js';
 import { createPgPool } from '../lib/postgres.js';
 import { createRedis } from '../lib/redis.js';
+import { type NginxVersion, parseNginxVersion } from './nginx.js';
 
 /** A problem found before start-up, with what to do about it. */
 export class PreflightError extends Error {
@@ -22,7 +23,7 @@ export async function checkRedis(config: Config): Promise<void> {
     await redis.ping();
   } catch (err) {
     throw new PreflightError(
-      `Redis does not answer at ${config.REDIS_URL} (${(err as Error).message}).\n` +
+      `Redis does not answer at ${redactUrl(config.REDIS_URL)} (${(err as Error).message}).\n` +
         `  Start it, e.g.: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no\n` +
         `  or point REDIS_URL at a running Redis.`,
     );
@@ -61,6 +62,12 @@ export async function checkPortFree(host: string, port: number, what: string): P
   });
 }
 
+/** The version `bin -v` reports, so the config uses the directives that nginx knows. */
+export function nginxVersion(bin: string): NginxVersion {
+  const out = spawnSync(bin, ['-v'], { encoding: 'utf8' });
+  return parseNginxVersion(`${out.stderr ?? ''}${out.stdout ?? ''}`);
+}
+
 /** The nginx binary to run: NGINX_BIN if it resolves, else the Debian location. */
 export function findNginx(config: Config): string {
   const candidates = [config.NGINX_BIN, '/usr/sbin/nginx', '/usr/local/sbin/nginx'];
@@ -76,8 +83,4 @@ export function findNginx(config: Config): string {
     `nginx was not found (tried ${candidates.join(', ')}).\n` +
       `  Install it (apt-get install -y nginx-light) or set NGINX_BIN; \`npm run up\` installs it for you.`,
   );
-}
-
-function redactUrl(url: string): string {
-  return url.replace(/\/\/([^:@/]+):[^@/]*@/, '//$1:***@');
 }

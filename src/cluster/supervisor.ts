@@ -4,9 +4,10 @@ import type { Config } from '../config/index.js';
 import { ensureDevKey } from './dev-key.js';
 import { ManagedProcess, type ProcessSpec } from './managed-process.js';
 import { planMonitoring } from './monitoring.js';
-import { renderNginxConfig } from './nginx.js';
-import { checkPortFree, checkPostgres, checkRedis, findNginx } from './preflight.js';
+import { nginxParamsFromConfig, renderNginxConfig } from './nginx.js';
+import { checkPortFree, checkPostgres, checkRedis, findNginx, nginxVersion } from './preflight.js';
 import { clearState, isAlive, writeState } from './state.js';
+import { ensureSelfSignedCert } from './tls.js';
 
 export interface SupervisorOptions {
   config: Config;
@@ -21,10 +22,13 @@ export interface SupervisorOptions {
 }
 
 export interface RunningCluster {
+  /** Plain HTTP; with TLS on, on 127.0.0.1 only. */
   endpoint: string;
   /** Set when `up` runs Prometheus (PROMETHEUS=on) and Alertmanager (ALERTMANAGER=on). */
   prometheusUrl?: string;
   alertmanagerUrl?: string;
+  /** With TLS on: the HTTPS endpoint and the certificate a client should trust (self-signed under `up`). */
+  tls?: { endpoint: string; certFile: string; selfSigned: boolean };
   /** The development API key (tenant `dev`) and the file it is kept in. */
   devKey: { key: string; file: string; created: boolean };
   processes: ManagedProcess[];
@@ -52,7 +56,9 @@ export async function startCluster({
   const host = config.HOST;
   const gatewayPorts = Array.from({ length: config.GATEWAY_COUNT }, (_, i) => config.GATEWAY_BASE_PORT + i);
   await Promise.all([checkRedis(config), checkPostgres(config)]);
-  await checkPortFree(host, config.PUBLIC_PORT, 'the public');
+  const tlsOn = config.TLS === 'on';
+  await checkPortFree(tlsOn ? '127.0.0.1' : host, config.PUBLIC_PORT, 'the public');
+  if (tlsOn) await checkPortFree(host, config.TLS_PORT, 'the HTTPS');
   await checkPortFree(host, config.NGINX_STATUS_PORT, "nginx's status");
   for (const port of gatewayPorts) await checkPortFree(host, port, 'a gateway');
   if (config.PROMETHEUS === 'on') {
@@ -66,6 +72,7 @@ export async function startCluster({
       await checkPortFree(host, port, what);
   }
   const nginxBin = findNginx(config);
+  const selfSigned = tlsOn && !config.TLS_CERT_FILE ? ensureSelfSignedCert(runDir, [host]) : undefined;
   // Also applies the migrations once, before N gateways race for the advisory lock.
   const devKey = await ensureDevKey(config, runDir);
 
@@ -87,19 +94,12 @@ export async function startCluster({
     ...gatewayPorts.map((port, i) => role(`gateway-${i + 1}`, 'gateway', { GATEWAY_PORT: String(port) })),
   ];
   const nginxConf = join(nginxPrefix, 'nginx.conf');
-  writeFileSync(
-    nginxConf,
-    renderNginxConfig({
-      prefix: nginxPrefix,
-      listen: { host, port: config.PUBLIC_PORT },
-      status: { host, port: config.NGINX_STATUS_PORT },
-      gateways: gatewayPorts.map((port) => ({ host, port })),
-      clientMaxBodyBytes: Math.max(config.BODY_LIMIT_BYTES * 4, config.MEMORY_BODY_LIMIT_BYTES * 2, 1024 * 1024),
-      proxyReadTimeoutS: config.REQUEST_TIMEOUT_MS / 1000 + 5,
-      ratePerIp: config.NGINX_RATE_PER_IP,
-      burstPerIp: config.NGINX_BURST_PER_IP,
-    }),
+  const nginxParams = nginxParamsFromConfig(
+    // `up` balances over the gateways it starts itself.
+    { ...config, NGINX_UPSTREAMS: [], NGINX_RESOLVER: undefined },
+    { prefix: nginxPrefix, version: nginxVersion(nginxBin), ...(selfSigned ? { tlsFiles: selfSigned } : {}) },
   );
+  writeFileSync(nginxConf, renderNginxConfig(nginxParams));
   const nginxSpec: ProcessSpec = {
     name: 'nginx',
     command: nginxBin,
@@ -112,9 +112,18 @@ export async function startCluster({
   };
 
   const monitoring = planMonitoring(config, runDir, env, logDir);
-  const endpoint = `http://${host}:${config.PUBLIC_PORT}`;
+  const endpoint = `http://${nginxParams.listen.host}:${config.PUBLIC_PORT}`;
+  const tls = nginxParams.tls && {
+    endpoint: `https://${host}:${config.TLS_PORT}`,
+    certFile: nginxParams.tls.certFile,
+    selfSigned: Boolean(selfSigned),
+  };
   const processes: ManagedProcess[] = [];
+  let stopped = false;
+  // A record scheduled by a late event must not recreate the state file (or fail on a run
+  // directory removed since) once the cluster has stopped.
   const record = () => {
+    if (stopped) return;
     writeState(runDir, {
       supervisorPid: process.pid,
       startedAt: new Date().toISOString(),
@@ -138,6 +147,7 @@ export async function startCluster({
     for (const p of processes) p.markStopping();
     // Reverse order of start: nginx stops taking traffic first, skills go last.
     for (const p of [...processes].reverse()) await p.stop(config.SHUTDOWN_TIMEOUT_MS + 2_000);
+    stopped = true;
     clearState(runDir);
   };
 
@@ -169,6 +179,7 @@ export async function startCluster({
   }
   return {
     endpoint,
+    ...(tls ? { tls } : {}),
     prometheusUrl: monitoring.prometheusUrl,
     alertmanagerUrl: monitoring.alertmanagerUrl,
     devKey,

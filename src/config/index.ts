@@ -80,6 +80,12 @@ export const configSchema = z.object({
   HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/postgres'),
+  /**
+   * Passwords kept apart from the URLs, so the URLs can live in a ConfigMap and the passwords in
+   * a Secret; {@link loadConfig} puts each into its URL (one given in the URL itself is replaced).
+   */
+  REDIS_PASSWORD: z.string().min(1).optional(),
+  DATABASE_PASSWORD: z.string().min(1).optional(),
   /** Postgres schema holding skillserve's tables; created and migrated at start-up. */
   DATABASE_SCHEMA: z
     .string()
@@ -139,6 +145,25 @@ export const configSchema = z.object({
   /** nginx's per-client-IP limit in front of everything (requests/s, and the burst allowed above it). */
   NGINX_RATE_PER_IP: positiveInt(1_000),
   NGINX_BURST_PER_IP: positiveInt(2_000),
+  /**
+   * `host:port,…` of the gateways nginx balances over, where they are not the local ones `up`
+   * starts (containers: `gateway:8801`). Unset: HOST:GATEWAY_BASE_PORT… (GATEWAY_COUNT of them).
+   */
+  NGINX_UPSTREAMS: list(''),
+  /**
+   * DNS server nginx asks, again and again, for the addresses of NGINX_UPSTREAMS (Docker:
+   * `127.0.0.11`; Kubernetes: the cluster DNS), so it follows gateways that come and go.
+   * Needs nginx 1.27.3 or later. Unset: the names are resolved once, when nginx starts.
+   */
+  NGINX_RESOLVER: z.string().min(1).optional(),
+
+  // --- TLS at the front door (nginx)
+  /** `on`: nginx serves HTTPS (HTTP/2, TLS 1.2+) on TLS_PORT, and plain HTTP only on 127.0.0.1. */
+  TLS: z.enum(['on', 'off']).default('off'),
+  TLS_PORT: port(8443),
+  /** PEM certificate (chain) and key; with TLS=on and both unset, `up` makes a self-signed pair under RUN_DIR/tls. */
+  TLS_CERT_FILE: z.string().min(1).optional(),
+  TLS_KEY_FILE: z.string().min(1).optional(),
 
   // --- response cache
   CACHE_TTL_S: positiveInt(3_600),
@@ -215,6 +240,12 @@ export const configSchema = z.object({
     .default('nlp'),
   /** gRPC port of a skill process; 0 picks a free one and the skill registers the address it got. */
   SKILL_PORT: port(0),
+  /**
+   * Host other processes reach this skill at, as it announces in the registry (a container's or
+   * pod's IP or DNS name). Unset: HOST, or when HOST is a wildcard (0.0.0.0, ::) this machine's
+   * first non-internal IPv4 address.
+   */
+  SKILL_ADVERTISE_HOST: z.string().min(1).optional(),
   SKILL_HEARTBEAT_MS: positiveInt(1_000),
   /** A skill that missed heartbeats for this long is treated as gone. */
   SKILL_TTL_MS: positiveInt(4_000),
@@ -307,7 +338,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(
       parsed.error.issues.map((issue) => {
         const key = issue.path.join('.');
-        return `${key}: ${issue.message} (got ${JSON.stringify(raw[key])})`;
+        return `${key}: ${issue.message} (got ${shown(key, raw[key])})`;
       }),
     );
   }
@@ -319,7 +350,35 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       'OPENAI_BASE_URL: the openai skill (in SKILLS) needs the URL of an OpenAI-compatible server, e.g. http://127.0.0.1:8000/v1',
     ]);
   }
+  const problems: string[] = [];
+  if (Boolean(config.TLS_CERT_FILE) !== Boolean(config.TLS_KEY_FILE))
+    problems.push('TLS_CERT_FILE, TLS_KEY_FILE: give both (a certificate and its key) or neither');
+  if (config.TLS === 'on' && config.TLS_PORT === config.PUBLIC_PORT)
+    problems.push(
+      `TLS_PORT: must differ from PUBLIC_PORT, which keeps plain HTTP on 127.0.0.1 (got ${config.TLS_PORT})`,
+    );
+  if (problems.length > 0) throw new ConfigError(problems);
+  if (config.REDIS_PASSWORD) config.REDIS_URL = withPassword(config.REDIS_URL, config.REDIS_PASSWORD);
+  if (config.DATABASE_PASSWORD) config.DATABASE_URL = withPassword(config.DATABASE_URL, config.DATABASE_PASSWORD);
   return Object.freeze(config);
+}
+
+/** A rejected value as an error message may show it: secrets never, URLs without their password. */
+function shown(key: string, value: unknown): string {
+  if (/PASSWORD|API_KEY/.test(key)) return 'a value, not shown';
+  return JSON.stringify(typeof value === 'string' && key.endsWith('_URL') ? redactUrl(value) : value);
+}
+
+/** `url` with `password` in it, percent-encoded (a Redis URL without a user gets the default one). */
+function withPassword(url: string, password: string): string {
+  const u = new URL(url);
+  u.password = encodeURIComponent(password);
+  return u.toString();
+}
+
+/** `url` with its password, if any, replaced by `***`: for messages and logs. */
+export function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }
 
 /** Name of this process in logs, metrics and headers. */

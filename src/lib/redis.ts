@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
+import { redactUrl } from '../config/index.js';
 
 /**
  * A Redis connection with bounded connect and command times, so no caller hangs on a dead
@@ -32,7 +33,7 @@ export async function redisReady(redis: Redis, url: string, timeoutMs = 10_000):
   try {
     await once(redis, 'ready', { signal: ac.signal });
   } catch {
-    throw new Error(`Redis at ${url} is not reachable (waited ${timeoutMs} ms)`);
+    throw new Error(`Redis at ${redactUrl(url)} is not reachable (waited ${timeoutMs} ms)`);
   } finally {
     clearTimeout(timer);
   }

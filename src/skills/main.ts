@@ -5,6 +5,7 @@ import { buildVersion } from '../lib/version.js';
 import { createLogger } from '../observability/logger.js';
 import { serveAdmin } from '../observability/admin-server.js';
 import { createRegistry } from '../observability/metrics.js';
+import { advertisedHost, hostPort } from './advertise.js';
 import { createBackend } from './backends/index.js';
 import { SkillRegistry } from './registry.js';
 import { createSkillServer } from './server.js';
@@ -30,7 +31,8 @@ export async function runSkill(config: Config): Promise<void> {
   });
 
   const port = await server.start(config.HOST, config.SKILL_PORT);
-  const address = `${config.HOST}:${port}`;
+  // What the registry tells dispatchers and gateways to dial: not a wildcard bind address.
+  const address = hostPort(advertisedHost(config), port);
   const instance = instanceId(config, `skill-${name}`, port);
   const admin = await serveAdmin(
     { role: 'skill', instance, registry: metrics, readiness: [{ name: 'model', check: () => server.checkServing() }] },

@@ -6,6 +6,7 @@ import { LABELS, METRICS, OTHER } from '../observability/catalogue.js';
 import type { Logger } from '../observability/logger.js';
 import { bounded, counter, gauge, histogram } from '../observability/metrics.js';
 import type { BackendItem, BackendResult, InferContext, SkillBackend } from './backend.js';
+import { hostPort } from './advertise.js';
 import { createHealthReporter } from './health-reporter.js';
 import { freeMemoryBytes } from './memory.js';
 import { ModelSlot } from './model-slot.js';
@@ -281,7 +282,7 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
     async start(host, port) {
       await backend.prepare?.();
       const bound = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(`${host}:${port}`, grpc.ServerCredentials.createInsecure(), (err, p) =>
+        server.bindAsync(hostPort(host, port), grpc.ServerCredentials.createInsecure(), (err, p) =>
           err ? reject(err) : resolve(p),
         );
       });

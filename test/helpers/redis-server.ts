@@ -10,11 +10,19 @@ export class OwnRedis {
   private child?: ChildProcess;
   private readonly dir = mkdtempSync(join(tmpdir(), 'skillserve-redis-'));
 
-  private constructor(readonly port: number) {}
+  private constructor(
+    readonly port: number,
+    private readonly args: string[],
+    private readonly password?: string,
+  ) {}
 
-  static async start(): Promise<OwnRedis> {
+  /**
+   * `args` go to redis-server after its port and address (e.g. a deployment's own flags); with
+   * `password` it also requires it (`--requirepass`), and the readiness check logs in.
+   */
+  static async start(opts: { args?: string[]; password?: string } = {}): Promise<OwnRedis> {
     const [port] = await freePorts(1);
-    const r = new OwnRedis(port!);
+    const r = new OwnRedis(port!, opts.args ?? ['--save', '', '--appendonly', 'no'], opts.password);
     await r.start();
     return r;
   }
@@ -26,12 +34,26 @@ export class OwnRedis {
   async start(): Promise<void> {
     this.child = spawn(
       'redis-server',
-      ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', this.dir],
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        this.dir,
+        ...this.args,
+        ...(this.password ? ['--requirepass', this.password] : []),
+      ],
       { stdio: 'ignore' },
     );
     const deadline = Date.now() + 10_000;
     while (Date.now() < deadline) {
-      const client = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      const client = new Redis(this.url, {
+        lazyConnect: true,
+        retryStrategy: () => null,
+        maxRetriesPerRequest: 0,
+        ...(this.password ? { password: this.password } : {}),
+      });
       client.on('error', () => undefined);
       try {
         await client.connect();

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { ConfigError, loadConfig } from '../../src/config/index.js';
+import { ConfigError, loadConfig, redactUrl } from '../../src/config/index.js';
 
 describe('loadConfig', () => {
   it('has working defaults for one machine', () => {
@@ -50,5 +50,40 @@ describe('loadConfig', () => {
 
   it('treats an empty variable as unset', () => {
     assert.equal(loadConfig({ PUBLIC_PORT: '' }).PUBLIC_PORT, 8788);
+  });
+});
+
+describe('loadConfig: deployment settings', () => {
+  it('puts REDIS_PASSWORD and DATABASE_PASSWORD into their URLs, percent-encoded', () => {
+    const c = loadConfig({
+      REDIS_URL: 'redis://redis:6379',
+      REDIS_PASSWORD: 'p@ss:w/rd%',
+      DATABASE_URL: 'postgres://skillserve@postgres:5432/skillserve',
+      DATABASE_PASSWORD: 'a b',
+    });
+    assert.equal(c.REDIS_URL, 'redis://:p%40ss%3Aw%2Frd%25@redis:6379');
+    assert.equal(decodeURIComponent(new URL(c.REDIS_URL).password), 'p@ss:w/rd%');
+    assert.equal(c.DATABASE_URL, 'postgres://skillserve:a%20b@postgres:5432/skillserve');
+  });
+
+  it('never shows a password in an error, and shows a URL without its password', () => {
+    assert.throws(
+      () => loadConfig({ REDIS_URL: 'http://u:secret@x', OPENAI_API_KEY: '', DATABASE_URL: 'mysql://u:hush@db' }),
+      (err: ConfigError) => {
+        assert.ok(!/secret|hush/.test(err.message), err.message);
+        assert.match(err.message, /REDIS_URL: .*\(got "http:\/\/u:\*\*\*@x"\)/);
+        return true;
+      },
+    );
+    assert.equal(redactUrl('redis://:pw@h:6379'), 'redis://:***@h:6379');
+  });
+
+  it('wants a TLS certificate with its key, and HTTPS on a port of its own', () => {
+    assert.throws(() => loadConfig({ TLS_CERT_FILE: '/c.pem' }), /TLS_CERT_FILE, TLS_KEY_FILE: give both/);
+    assert.throws(() => loadConfig({ TLS: 'on', TLS_PORT: '8788' }), /TLS_PORT: must differ from PUBLIC_PORT/);
+    assert.throws(() => loadConfig({ TLS: 'yes' }), /TLS: /);
+    const c = loadConfig({ TLS: 'on', NGINX_UPSTREAMS: 'gateway:8801, other:8801' });
+    assert.equal(c.TLS_PORT, 8443);
+    assert.deepEqual(c.NGINX_UPSTREAMS, ['gateway:8801', 'other:8801']);
   });
 });

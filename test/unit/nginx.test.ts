@@ -4,8 +4,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { renderNginxConfig } from '../../src/cluster/nginx.js';
-import { findNginx } from '../../src/cluster/preflight.js';
+import {
+  nginxParamsFromConfig,
+  type NginxParams,
+  parseHostPort,
+  parseNginxVersion,
+  renderNginxConfig,
+} from '../../src/cluster/nginx.js';
+import { findNginx, nginxVersion } from '../../src/cluster/preflight.js';
+import { ensureSelfSignedCert } from '../../src/cluster/tls.js';
 import { loadConfig } from '../../src/config/index.js';
 
 const params = {
@@ -45,17 +52,71 @@ describe('nginx config', () => {
   });
 
   it('is accepted by the real nginx (nginx -t)', () => {
-    const prefix = mkdtempSync(join(tmpdir(), 'skillserve-nginx-'));
-    try {
-      for (const d of ['logs', 'tmp']) mkdirSync(join(prefix, d));
-      const conf = join(prefix, 'nginx.conf');
-      writeFileSync(conf, renderNginxConfig({ ...params, prefix }));
-      const nginx = findNginx(loadConfig({}));
-      execFileSync(nginx, ['-t', '-q', '-p', prefix, '-c', conf, '-e', join(prefix, 'logs', 'error.log')], {
-        stdio: 'pipe',
-      });
-    } finally {
-      rmSync(prefix, { recursive: true, force: true });
-    }
+    nginxCheck((prefix) => ({ ...params, prefix }));
+  });
+
+  it('with TLS: HTTPS with HTTP/2, TLS 1.2+ and HSTS on HOST, plain HTTP on loopback only', () => {
+    const config = loadConfig({ HOST: '0.0.0.0', TLS: 'on', TLS_CERT_FILE: '/c.pem', TLS_KEY_FILE: '/k.pem' });
+    const p = nginxParamsFromConfig(config, { prefix: '/p', version: [1, 28, 0] });
+    assert.deepEqual(p.listen, { host: '127.0.0.1', port: 8788 });
+    const conf = renderNginxConfig(p);
+    assert.match(conf, /listen 127\.0\.0\.1:8788;\n/);
+    assert.match(conf, /listen 0\.0\.0\.0:8443 ssl;\n\s+http2 on;/);
+    assert.match(conf, /ssl_protocols TLSv1\.2 TLSv1\.3;/);
+    assert.match(conf, /ssl_certificate \/c\.pem;\n\s+ssl_certificate_key \/k\.pem;/);
+    assert.match(conf, /add_header Strict-Transport-Security "max-age=\d+" always;/);
+    assert.match(conf, /proxy_set_header X-Forwarded-Proto \$scheme;/);
+    // An nginx older than 1.25.1 gets the listen flag instead of the http2 directive.
+    const old = renderNginxConfig({ ...p, version: [1, 22, 1] });
+    assert.match(old, /listen 0\.0\.0\.0:8443 ssl http2;/);
+    assert.ok(!/http2 on;/.test(old));
+    // Without TLS nothing of it is there, and plain HTTP listens on HOST.
+    const plain = renderNginxConfig(nginxParamsFromConfig(loadConfig({ HOST: '0.0.0.0' }), { prefix: '/p' }));
+    assert.match(plain, /listen 0\.0\.0\.0:8788;/);
+    assert.ok(!/ssl_|listen .* ssl|add_header Strict-Transport/.test(plain));
+    assert.throws(
+      () => nginxParamsFromConfig(loadConfig({ TLS: 'on' }), { prefix: '/p' }),
+      /TLS=on needs TLS_CERT_FILE/,
+    );
+  });
+
+  it('with TLS and a self-signed certificate, is accepted by the real nginx (nginx -t)', () => {
+    nginxCheck((prefix) => {
+      const { certFile, keyFile } = ensureSelfSignedCert(prefix);
+      const config = loadConfig({ TLS: 'on', TLS_PORT: '8443' });
+      const nginx = findNginx(config);
+      return nginxParamsFromConfig(config, { prefix, version: nginxVersion(nginx), tlsFiles: { certFile, keyFile } });
+    });
+  });
+
+  it('re-resolves gateway names with NGINX_RESOLVER, which needs nginx 1.27.3', () => {
+    const config = loadConfig({ NGINX_UPSTREAMS: 'gateway:8801', NGINX_RESOLVER: '127.0.0.11', HOST: '0.0.0.0' });
+    const p = nginxParamsFromConfig(config, { prefix: '/p', errorLog: 'stderr' });
+    const conf = renderNginxConfig(p);
+    assert.match(conf, /error_log stderr warn;/);
+    assert.match(
+      conf,
+      /zone skillserve_gateways 1m;\n\s+resolver 127\.0\.0\.11 valid=5s ipv6=off;\n\s+server gateway:8801 max_fails=1 fail_timeout=2s resolve;/,
+    );
+    assert.throws(() => renderNginxConfig({ ...p, version: [1, 27, 2] }), /NGINX_RESOLVER needs nginx 1\.27\.3/);
+    assert.deepEqual(parseHostPort('[::1]:8801'), { host: '[::1]', port: 8801 });
+    assert.throws(() => parseHostPort('gateway'), /"gateway" is not host:port/);
+    assert.deepEqual(parseNginxVersion('nginx version: nginx/1.22.1'), [1, 22, 1]);
   });
 });
+
+/** Renders into a fresh prefix and runs the real nginx's config test on it. */
+function nginxCheck(build: (prefix: string) => NginxParams): void {
+  const prefix = mkdtempSync(join(tmpdir(), 'skillserve-nginx-'));
+  try {
+    for (const d of ['logs', 'tmp']) mkdirSync(join(prefix, d));
+    const conf = join(prefix, 'nginx.conf');
+    writeFileSync(conf, renderNginxConfig(build(prefix)));
+    const nginx = findNginx(loadConfig({}));
+    execFileSync(nginx, ['-t', '-q', '-p', prefix, '-c', conf, '-e', join(prefix, 'logs', 'error.log')], {
+      stdio: 'pipe',
+    });
+  } finally {
+    rmSync(prefix, { recursive: true, force: true });
+  }
+}
