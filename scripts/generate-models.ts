@@ -1,7 +1,8 @@
 /**
  * Writes the ONNX models this project generates into a model repository (Triton's layout):
- * `<dir>/<model>/config.json` and `<dir>/<model>/1/model.onnx`. Weights come from a seeded PRNG,
- * so every run writes the same bytes; files already up to date are left alone.
+ * `<dir>/<model>/config.json` and `<dir>/<model>/1/model.onnx`, with the FP16 and INT8 variants
+ * beside it (`model.fp16.onnx`, `model.int8.onnx`) for the models that have them. Weights come
+ * from a seeded PRNG, so every run writes the same bytes; files already up to date are left alone.
  *
  *   npm run models                 # into MODEL_REPOSITORY (default models/)
  *   npm run models -- /tmp/repo    # elsewhere
@@ -30,8 +31,10 @@ export function writeModel(repository: string, model: GeneratedModel, version = 
   const changed: string[] = [];
   const configFile = join(dir, 'config.json');
   if (writeIfChanged(configFile, `${JSON.stringify(model.config, null, 2)}\n`)) changed.push(configFile);
-  const modelFile = join(dir, String(version), 'model.onnx');
-  if (writeIfChanged(modelFile, model.onnx)) changed.push(modelFile);
+  for (const { file, onnx } of [{ file: 'model.onnx', onnx: model.onnx }, ...(model.files ?? [])]) {
+    const path = join(dir, String(version), file);
+    if (writeIfChanged(path, onnx)) changed.push(path);
+  }
   return changed;
 }
 

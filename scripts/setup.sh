@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what skillserve needs and is missing; quick and silent when everything is there.
 #   npm dependencies (npm ci when node_modules is missing or older than package-lock.json),
-#   the onnx skill's example models in models/ (generated, not in git: the MLP is ~139 MB),
+#   the onnx skill's example models in models/ (generated, not in git: the MLP is ~139 MB in FP32,
+#   ~240 MB with its FP16 and INT8 variants),
 #   nginx from Debian (the cluster runs its own nginx instance; the system one is left alone),
 #   Prometheus (with promtool), Alertmanager (with amtool) and the nginx, Redis and Postgres
 #   exporters from Debian, which `up` runs as its own children (the packages' system services are
@@ -32,7 +33,9 @@ fi
 
 # Regenerated when missing or when the generator changed; the output is byte-identical each run.
 stamp=models/.generated
-if [ ! -f "$stamp" ] || [ ! -f models/mlp/1/model.onnx ] || [ ! -f models/classifier/1/model.onnx ] ||
+if [ ! -f "$stamp" ] || [ ! -f models/mlp/1/model.onnx ] || [ ! -f models/mlp/1/model.int8.onnx ] ||
+  [ ! -f models/mlp/1/model.fp16.onnx ] || [ ! -f models/classifier/1/model.onnx ] ||
+  [ ! -f models/embedder/1/model.int8.onnx ] ||
   [ -n "$(find scripts/generate-models.ts scripts/models -newer "$stamp" 2>/dev/null | head -n1)" ]; then
   node --import tsx scripts/generate-models.ts models
   touch "$stamp"

@@ -1,8 +1,9 @@
+import { endianness } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
 /** ONNX element types we write (TensorProto.DataType). */
-export const ElemType = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, DOUBLE: 11 } as const;
+export const ElemType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10, DOUBLE: 11 } as const;
 
 /** A dimension: a fixed size, or a name for a size chosen at run time (e.g. "batch"). */
 export type Dim = number | string;
@@ -16,12 +17,53 @@ export function modelProtoType(): protobuf.Type {
   return root.lookupType('onnx.ModelProto');
 }
 
-/** A float32 weight, stored as little-endian raw bytes like every ONNX exporter does. */
-export function floatInitializer(name: string, dims: number[], values: Float32Array) {
-  const bytes = new Uint8Array(values.length * 4);
+/** A weight or constant: its type and its values as raw bytes. */
+export interface Initializer {
+  name: string;
+  dims: number[];
+  dataType: number;
+  rawData: Uint8Array;
+}
+
+/** The array's bytes in little-endian order, the order ONNX's raw_data is stored in. */
+function littleEndian(values: Float32Array | Uint16Array | BigInt64Array): Uint8Array {
+  const bytes = new Uint8Array(values.byteLength);
+  if (endianness() === 'LE') {
+    bytes.set(new Uint8Array(values.buffer, values.byteOffset, values.byteLength));
+    return bytes;
+  }
   const view = new DataView(bytes.buffer);
-  values.forEach((v, i) => view.setFloat32(i * 4, v, true));
-  return { name, dims, dataType: ElemType.FLOAT, rawData: bytes };
+  values.forEach((v: number | bigint, i: number) => {
+    if (values instanceof Float32Array) view.setFloat32(i * 4, v as number, true);
+    else if (values instanceof Uint16Array) view.setUint16(i * 2, v as number, true);
+    else view.setBigInt64(i * 8, v as bigint, true);
+  });
+  return bytes;
+}
+
+/** A float32 weight, stored as little-endian raw bytes like every ONNX exporter does. */
+export function floatInitializer(name: string, dims: number[], values: Float32Array): Initializer {
+  return { name, dims, dataType: ElemType.FLOAT, rawData: littleEndian(values) };
+}
+
+/** A float16 weight from its binary16 bits (quantize.ts converts). */
+export function float16Initializer(name: string, dims: number[], bits: Uint16Array): Initializer {
+  return { name, dims, dataType: ElemType.FLOAT16, rawData: littleEndian(bits) };
+}
+
+/** An int8 weight: one byte each. */
+export function int8Initializer(name: string, dims: number[], values: Int8Array): Initializer {
+  return {
+    name,
+    dims,
+    dataType: ElemType.INT8,
+    rawData: new Uint8Array(values.buffer, values.byteOffset, values.length),
+  };
+}
+
+/** An int64 constant, e.g. the axes of an Unsqueeze. */
+export function int64Initializer(name: string, dims: number[], values: readonly number[]): Initializer {
+  return { name, dims, dataType: ElemType.INT64, rawData: littleEndian(BigInt64Array.from(values, BigInt)) };
 }
 
 /** A graph input or output: its element type and shape. */
@@ -54,7 +96,7 @@ export interface GraphSpec {
   name: string;
   doc: string;
   nodes: ReturnType<typeof node>[];
-  initializers: ReturnType<typeof floatInitializer>[];
+  initializers: Initializer[];
   inputs: ReturnType<typeof valueInfo>[];
   outputs: ReturnType<typeof valueInfo>[];
 }

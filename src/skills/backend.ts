@@ -38,6 +38,19 @@ export interface TensorSpec {
 export interface ModelVersionStatus {
   version: string;
   state: ModelState | 'DRAINING';
+  /** Size of its file. */
+  sizeBytes?: number;
+  /** Why it cannot serve (FAILED), naming the file. */
+  error?: string;
+}
+
+/** One variant of a model (the same model stored in another precision), e.g. `int8`. */
+export interface ModelVariantStatus {
+  name: string;
+  /** What most of its weights are stored in: FP32, FP16, INT8. */
+  precision: string;
+  /** Newest first. */
+  versions: ModelVersionStatus[];
 }
 
 /** A model inside a multi-model backend (e.g. an ONNX model repository). */
@@ -50,8 +63,14 @@ export interface ModelDescriptor {
   /** Hints for a dynamic batcher in front of the skill. */
   dynamicBatching?: { maxQueueDelayMs: number; preferredBatchSizes: number[] };
   deterministic: boolean;
-  /** Newest first. */
+  /** Newest first; of the default variant when the model has variants. */
   versions: ModelVersionStatus[];
+  /** Precision and size of the newest version of the default variant (or only file). */
+  precision?: string;
+  sizeBytes?: number;
+  /** For a model with variants: the one a request that names none gets (`mlp`), and each (`mlp:int8`). */
+  defaultVariant?: string;
+  variants?: ModelVariantStatus[];
 }
 
 /** What a skill tells the registry about itself. */

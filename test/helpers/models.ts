@@ -1,10 +1,11 @@
-import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateModels, writeModel } from '../../scripts/generate-models.js';
-import type { GeneratedModel } from '../../scripts/models/definitions.js';
+import { type GeneratedModel, VARIANT_FILES } from '../../scripts/models/definitions.js';
 import { ElemType, encodeModel, modelProtoType, node, valueInfo } from '../../scripts/models/onnx-builder.js';
+import { fromFloat16Bits } from '../../scripts/models/quantize.js';
 
 /** The repository `npm run models` writes and the cluster's onnx skill serves by default. */
 export const MODELS_DIR = fileURLToPath(new URL('../../models', import.meta.url));
@@ -14,16 +15,35 @@ export const MODELS_DIR = fileURLToPath(new URL('../../models', import.meta.url)
  * generator changed; a test file run on its own generates them when missing).
  */
 export function ensureModels(): string {
-  const present = ['classifier', 'embedder', 'mlp'].every((m) => existsSync(join(MODELS_DIR, m, '1', 'model.onnx')));
-  if (!present) generateModels(MODELS_DIR);
+  const files = [
+    'classifier/1/model.onnx',
+    ...['embedder', 'mlp'].flatMap((m) => Object.values(VARIANT_FILES).map((f) => `${m}/1/${f}`)),
+  ];
+  if (!files.every((f) => existsSync(join(MODELS_DIR, f)))) generateModels(MODELS_DIR);
   return MODELS_DIR;
 }
 
-/** A scratch repository with copies of some generated models; removed by `cleanup`. */
-export function scratchRepository(models: string[]): { dir: string; cleanup: () => void } {
+/**
+ * A scratch repository with copies of some generated models; removed by `cleanup`. With
+ * `variants: false` each model keeps only its FP32 `model.onnx` and declares no variants (a
+ * test of versions need not copy 100 MB of variants of the mlp).
+ */
+export function scratchRepository(
+  models: string[],
+  { variants = true }: { variants?: boolean } = {},
+): { dir: string; cleanup: () => void } {
   ensureModels();
   const dir = mkdtempSync(join(tmpdir(), 'skillserve-models-'));
-  for (const m of models) cpSync(join(MODELS_DIR, m), join(dir, m), { recursive: true });
+  for (const m of models) {
+    cpSync(join(MODELS_DIR, m), join(dir, m), {
+      recursive: true,
+      filter: (src) => variants || !/\/model\.[^/]+\.onnx$/.test(src),
+    });
+    if (variants) continue;
+    const configFile = join(dir, m, 'config.json');
+    const { variants: _v, default_variant: _d, ...config } = JSON.parse(readFileSync(configFile, 'utf8'));
+    writeFileSync(configFile, JSON.stringify(config, null, 2));
+  }
   return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
@@ -52,9 +72,11 @@ export function adderModel(): GeneratedModel {
 
 export { writeModel };
 
-/** A float32 weight read back from a model file: what onnxruntime computes with. */
+/** A weight read back from a model file, as float32 values: what onnxruntime computes with. */
 export interface Weight {
   dims: number[];
+  /** The ONNX element type it is stored in (1 float, 10 float16, 3 int8, 7 int64). */
+  dataType: number;
   data: Float32Array;
 }
 
@@ -64,14 +86,21 @@ export interface Weight {
  */
 export function readWeights(file: string): Map<string, Weight> {
   const decoded = modelProtoType().toObject(modelProtoType().decode(readFileSync(file)), { longs: Number }) as {
-    graph: { initializer: { name: string; dims: number[]; rawData: Uint8Array }[] };
+    graph: { initializer: { name: string; dims: number[]; dataType: number; rawData: Uint8Array }[] };
   };
   const weights = new Map<string, Weight>();
   for (const t of decoded.graph.initializer) {
     const view = new DataView(t.rawData.buffer, t.rawData.byteOffset, t.rawData.byteLength);
-    const data = new Float32Array(t.rawData.byteLength / 4);
-    for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(i * 4, true);
-    weights.set(t.name, { dims: t.dims, data });
+    const read: Record<number, [number, (i: number) => number]> = {
+      [ElemType.FLOAT]: [4, (i) => view.getFloat32(i * 4, true)],
+      [ElemType.FLOAT16]: [2, (i) => fromFloat16Bits(view.getUint16(i * 2, true))],
+      [ElemType.INT8]: [1, (i) => view.getInt8(i)],
+      [ElemType.INT64]: [8, (i) => Number(view.getBigInt64(i * 8, true))],
+    };
+    const [size, get] = read[t.dataType]!;
+    const data = new Float32Array(t.rawData.byteLength / size);
+    for (let i = 0; i < data.length; i++) data[i] = get(i);
+    weights.set(t.name, { dims: t.dims ?? [], dataType: t.dataType, data });
   }
   return weights;
 }
@@ -114,4 +143,49 @@ export function assertClose(actual: readonly number[], expected: readonly number
 /** A deterministic input row: `width` values in [-1, 1) from `seed`. */
 export function row(width: number, seed: number): number[] {
   return Array.from({ length: width }, (_, i) => Math.sin(seed * 12.9898 + i * 78.233) % 1);
+}
+
+/** How far a variant's outputs are from the reference's, row by row (`width` values a row). */
+export interface Agreement {
+  rows: number;
+  /** Share of rows whose largest value is at the same place. */
+  top1: number;
+  maxAbsDiff: number;
+  minCosine: number;
+  /** The reference's gap between its two largest values, for each row where top-1 differs. */
+  flipMargins: number[];
+}
+
+/** Compares `candidate` with `reference`, both row-major with `width` values a row. */
+export function agreement(reference: ArrayLike<number>, candidate: ArrayLike<number>, width: number): Agreement {
+  if (reference.length !== candidate.length)
+    throw new Error(`${candidate.length} values, expected ${reference.length}`);
+  const rows = reference.length / width;
+  let same = 0;
+  let maxAbsDiff = 0;
+  let minCosine = 1;
+  const flipMargins: number[] = [];
+  for (let r = 0; r < rows; r++) {
+    const a = Array.from({ length: width }, (_, j) => reference[r * width + j]!);
+    const b = Array.from({ length: width }, (_, j) => candidate[r * width + j]!);
+    if (argmax(a) === argmax(b)) same++;
+    else flipMargins.push(topMargin(a));
+    let dot = 0;
+    let na = 0;
+    let nb = 0;
+    for (let j = 0; j < width; j++) {
+      maxAbsDiff = Math.max(maxAbsDiff, Math.abs(a[j]! - b[j]!));
+      dot += a[j]! * b[j]!;
+      na += a[j]! ** 2;
+      nb += b[j]! ** 2;
+    }
+    minCosine = Math.min(minCosine, dot / Math.sqrt(na * nb));
+  }
+  return { rows, top1: same / rows, maxAbsDiff, minCosine, flipMargins };
+}
+
+/** The gap between the two largest values: how near a tie the top-1 choice is. */
+export function topMargin(v: readonly number[]): number {
+  const [first, second] = [...v].sort((a, b) => b - a);
+  return first! - (second ?? -Infinity);
 }

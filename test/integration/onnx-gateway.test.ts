@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { EMBEDDER_WIDTH } from '../../scripts/models/definitions.js';
 import { type HttpResult, startTestCluster, withDevKey } from '../helpers/cluster.js';
 import { eventually, testConfig } from '../helpers/env.js';
 import { argmax, assertClose, dense, MODELS_DIR, readWeights, softmax } from '../helpers/models.js';
@@ -42,7 +43,17 @@ describe('tensor inference through nginx and the gateways (Open Inference Protoc
     const res = await http(`${base}/v1/skills/onnx`);
     assert.equal(res.status, 200, res.text);
     assert.equal(res.body.backend, 'onnx');
-    assert.deepEqual(res.body.tasks, ['classifier', 'embedder', 'mlp']);
+    assert.deepEqual(res.body.tasks, [
+      'classifier',
+      'embedder',
+      'embedder:fp32',
+      'embedder:fp16',
+      'embedder:int8',
+      'mlp',
+      'mlp:fp32',
+      'mlp:fp16',
+      'mlp:int8',
+    ]);
     assert.equal(res.body.default_task, 'classifier');
     const classifier = res.body.models.find((m: { name: string }) => m.name === 'classifier');
     assert.deepEqual(classifier.inputs, [{ name: 'input', datatype: 'FP32', shape: [-1, 4] }]);
@@ -97,7 +108,10 @@ describe('tensor inference through nginx and the gateways (Open Inference Protoc
     const e = readWeights(join(MODELS_DIR, 'embedder', '1', 'model.onnx')).get('E')!;
     assertClose(
       res.body.outputs[0].data,
-      Array.from({ length: 8 }, (_, j) => (e.data[4 * 8 + j]! + e.data[5 * 8 + j]!) / 2),
+      Array.from(
+        { length: EMBEDDER_WIDTH },
+        (_, j) => (e.data[4 * EMBEDDER_WIDTH + j]! + e.data[5 * EMBEDDER_WIDTH + j]!) / 2,
+      ),
       'embedding',
     );
   });
@@ -172,9 +186,9 @@ describe('tensor inference through nginx and the gateways (Open Inference Protoc
       ],
       [
         'an id out of the vocabulary',
-        () => infer({ model: 'embedder', inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 1], data: [1000] }] }),
+        () => infer({ model: 'embedder', inputs: [{ name: 'ids', datatype: 'INT64', shape: [1, 1], data: [10_000] }] }),
         'BAD_REQUEST',
-        /embedder@1 could not compute this input/,
+        /embedder:fp32@1 could not compute this input/,
       ],
       [
         'text for a tensor model',

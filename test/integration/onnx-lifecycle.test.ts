@@ -53,7 +53,8 @@ function serverFor(repository: string, lifecycle: Partial<LifecycleSettings> = {
 }
 
 async function start(models: string[], lifecycle: Partial<LifecycleSettings> = {}) {
-  const repo = scratchRepository(models);
+  // Versions, not variants, are under test here (onnx-variants.test.ts has those).
+  const repo = scratchRepository(models, { variants: false });
   const server = serverFor(repo.dir, lifecycle);
   const port = await server.start('127.0.0.1', 0);
   const client = new SkillClient('onnx', `127.0.0.1:${port}`);
@@ -236,7 +237,7 @@ describe('skill health (grpc.health.v1)', () => {
 
 describe('a misconfigured repository fails at start-up, saying what is wrong', () => {
   const failure = async (prepare: (dir: string) => void, only: string[] = []) => {
-    const repo = scratchRepository(['classifier', 'mlp']);
+    const repo = scratchRepository(['classifier', 'mlp'], { variants: false });
     cleanups.push(repo.cleanup);
     prepare(repo.dir);
     const server = serverFor(repo.dir, {}, only);

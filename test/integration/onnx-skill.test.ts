@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
+import { EMBEDDER_VOCAB, EMBEDDER_WIDTH } from '../../scripts/models/definitions.js';
 import { createOnnxBackend } from '../../src/skills/backends/onnx/index.js';
 import { SkillClient } from '../../src/skills/client.js';
 import type { WireInferRequest, WireInferResponse, WireTensor } from '../../src/skills/proto.js';
@@ -105,9 +106,12 @@ describe('the onnx skill over real gRPC, on onnxruntime', () => {
   });
 
   it('embedder: INT64 ids give the mean of their embeddings', async () => {
-    const res = await client.infer(req('e', 'embedder', [t('ids', 'INT64', [1, 3], [1, 2, 30])]), 10_000);
+    const ids = [1, 2, 8000];
+    const res = await client.infer(req('e', 'embedder', [t('ids', 'INT64', [1, 3], ids)]), 10_000);
+    assert.equal(res.model, 'embedder:fp32@1', 'the default variant answers');
     const e = w('embedder').get('E')!;
-    const expected = Array.from({ length: 8 }, (_, j) => [1, 2, 30].reduce((s, id) => s + e.data[id * 8 + j]!, 0) / 3);
+    const width = EMBEDDER_WIDTH;
+    const expected = Array.from({ length: width }, (_, j) => ids.reduce((s, id) => s + e.data[id * width + j]!, 0) / 3);
     assertClose(out(res, 'embedding').values, expected, 'embedding');
   });
 
@@ -212,8 +216,8 @@ describe('the onnx skill over real gRPC, on onnxruntime', () => {
       ],
       [
         'an id the model rejects at run time',
-        req('x', 'embedder', [t('ids', 'INT64', [1, 2], [1, 99])]),
-        /embedder@1 could not compute this input: .*out of data bounds/,
+        req('x', 'embedder', [t('ids', 'INT64', [1, 2], [1, EMBEDDER_VOCAB])]),
+        /embedder:fp32@1 could not compute this input: .*out of data bounds/,
       ],
     ];
     for (const [name, bad, message] of cases) {
@@ -236,7 +240,18 @@ describe('the onnx skill over real gRPC, on onnxruntime', () => {
   it('GetMetrics lists every model version and its state, without paths', async () => {
     const m = await client.metrics(2_000);
     assert.equal(m.backend, 'onnx');
-    assert.deepEqual(m.tasks, ['adder', 'classifier', 'embedder', 'mlp']);
+    assert.deepEqual(m.tasks, [
+      'adder',
+      'classifier',
+      'embedder',
+      'embedder:fp32',
+      'embedder:fp16',
+      'embedder:int8',
+      'mlp',
+      'mlp:fp32',
+      'mlp:fp16',
+      'mlp:int8',
+    ]);
     assert.equal(m.modelState, 'READY');
     assert.deepEqual(
       m.models.map((x) => `${x.name}@${x.version}:${x.state}`),

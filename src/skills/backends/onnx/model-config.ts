@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { formatShape, TENSOR_DATATYPES } from '../../tensors.js';
+import { PRECISIONS } from './weights.js';
 
 const tensorSpec = z.strictObject({
   name: z.string().min(1).max(256),
@@ -19,6 +20,18 @@ const versionPolicy = z.union([
   z.strictObject({ all: z.literal(true) }),
   z.strictObject({ specific: z.array(z.number().int().min(1)).min(1) }),
 ]);
+
+/** A variant's name: what a request appends to the model's, `mlp:int8`. */
+export const VARIANT_NAME = /^[a-z0-9][a-z0-9_-]{0,31}$/;
+
+const variantSpec = z.strictObject({
+  /** What the file stores most of its weights in; checked against the file when it is loaded. */
+  precision: z.enum(PRECISIONS),
+  /** The file in each version directory, e.g. `model.int8.onnx`. */
+  file: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,122}\.onnx$/, 'a file name in the version directory, ending in .onnx'),
+});
 
 /**
  * `models/<name>/config.json`: the model's signature and serving knobs, in the spirit of
@@ -43,6 +56,13 @@ export const modelConfigSchema = z
     deterministic: z.boolean().default(true),
     /** Which versions serve: the newest n (default 1), all, or a list. */
     version_policy: versionPolicy.default({ latest: 1 }),
+    /**
+     * Files of the same model in other precisions, by variant name, each in every version
+     * directory. Without it the model has one file, `model.onnx`.
+     */
+    variants: z.record(z.string(), variantSpec).optional(),
+    /** The variant a request that names none gets; default: the first listed. */
+    default_variant: z.string().optional(),
   })
   .superRefine((c, ctx) => {
     for (const kind of ['inputs', 'outputs'] as const) {
@@ -58,6 +78,35 @@ export const modelConfigSchema = z
           });
         }
       });
+    }
+    const variants = Object.keys(c.variants ?? {});
+    if (c.variants && variants.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['variants'], message: 'name at least one variant, or leave it out' });
+    }
+    if (c.default_variant !== undefined && !variants.includes(c.default_variant)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['default_variant'],
+        message: `"${c.default_variant}" is not one of the variants (${variants.join(', ') || 'none declared'})`,
+      });
+    }
+    const files = new Map<string, string>();
+    for (const [name, v] of Object.entries(c.variants ?? {})) {
+      if (!VARIANT_NAME.test(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['variants', name],
+          message: 'a variant name is a-z, 0-9, "_" or "-" (up to 32), starting with a letter or digit',
+        });
+      }
+      const other = files.get(v.file);
+      if (other)
+        ctx.addIssue({
+          code: 'custom',
+          path: ['variants', name, 'file'],
+          message: `${v.file} is variant "${other}"'s file too`,
+        });
+      files.set(v.file, name);
     }
     for (const size of c.dynamic_batching?.preferred_batch_sizes ?? []) {
       if (size > c.max_batch_size) {
@@ -91,6 +140,26 @@ export function parseModelConfig(text: string, file: string, dirName: string): M
     throw new Error(`${file}: name "${parsed.data.name}" differs from its directory "${dirName}"`);
   }
   return parsed.data;
+}
+
+/** One file of a model: a declared variant, or the model's only file when it declares none. */
+export interface VariantSpec {
+  /** The variant's name; undefined for a model that declares no variants. */
+  name?: string;
+  file: string;
+  /** Declared (and checked); undefined when the model declares no variants. */
+  precision?: (typeof PRECISIONS)[number];
+  isDefault: boolean;
+}
+
+/** The model's files, its default variant first. */
+export function variantSpecs(config: ModelConfig): VariantSpec[] {
+  if (!config.variants) return [{ file: 'model.onnx', isDefault: true }];
+  const entries = Object.entries(config.variants);
+  const chosen = config.default_variant ?? entries[0]![0];
+  return entries
+    .map(([name, v]) => ({ name, file: v.file, precision: v.precision, isDefault: name === chosen }))
+    .sort((a, b) => Number(b.isDefault) - Number(a.isDefault));
 }
 
 /** The versions a policy serves, newest first, out of those present. */

@@ -1,19 +1,39 @@
-import { existsSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { join, sep } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
 import { ConfigError } from '../../../config/index.js';
 import type { Logger } from '../../../observability/logger.js';
-import type { ModelDescriptor } from '../../backend.js';
+import type { ModelDescriptor, ModelVersionStatus } from '../../backend.js';
 import { ModelSlot } from '../../model-slot.js';
-import { type ModelConfig, servedVersions } from './model-config.js';
+import { checkFile, type FileCheck } from './file-check.js';
+import { type ModelConfig, servedVersions, type VariantSpec, variantSpecs } from './model-config.js';
 import { scanRepository, type ScannedModel } from './repository.js';
-import { openSession, type SessionSettings, signatureProblems } from './session.js';
+import { openSession, type SessionSettings } from './session.js';
+import type { Precision } from './weights.js';
 
-/** One version of a model that serves: its file and its lazily loaded session. */
+export { firstLine } from './file-check.js';
+
+/** One file of one version of a model (a variant, or the model's only file) and its lazily loaded session. */
 export interface ModelVersion {
   model: string;
+  /** The declared variant; undefined for a model that declares none. */
+  variant?: string;
   version: number;
+  file: string;
+  /** Declared, or for a model without variants what its weights are stored in. */
+  precision?: Precision;
+  sizeBytes: number;
+  mtimeMs: number;
+  /** Why the file failed its check (naming it, relative to the repository): it never loads. */
+  problem?: string;
   slot: ModelSlot<InferenceSession>;
+}
+
+/** One version of a model: a file per variant, in the order of {@link ServedModel.specs}. */
+export interface ServedVersion {
+  version: number;
+  files: ModelVersion[];
 }
 
 /** A model with the versions its policy serves, newest first. */
@@ -21,7 +41,9 @@ export interface ServedModel {
   name: string;
   configText: string;
   config: ModelConfig;
-  versions: ModelVersion[];
+  /** Its files' specs, the default variant first. */
+  specs: VariantSpec[];
+  versions: ServedVersion[];
 }
 
 export interface ModelStoreOptions extends SessionSettings {
@@ -32,23 +54,29 @@ export interface ModelStoreOptions extends SessionSettings {
   logger: Logger;
 }
 
-/** An error's first line, at most 300 characters: enough to say what failed, never a dump. */
-export function firstLine(err: unknown): string {
-  return ((err as Error)?.message ?? String(err)).split('\n')[0]!.slice(0, 300);
+/** `mlp:int8@1`, or `classifier@1` for a model without variants: how answers name what computed them. */
+export function versionLabel(v: Pick<ModelVersion, 'model' | 'variant' | 'version'>): string {
+  return `${v.model}${v.variant ? `:${v.variant}` : ''}@${v.version}`;
+}
+
+/** The versions of one variant (by its index in `specs`; 0 is the default), newest first. */
+export function variantVersions(model: ServedModel, index = 0): ModelVersion[] {
+  return model.versions.map((v) => v.files[index]!);
 }
 
 /**
  * The models of a repository and their serving versions. `prepare` reads the repository and
- * checks every serving version against its config (fatal when wrong); `refresh` re-reads it
- * while serving: a new version takes over and the one it replaces drains (calls in flight
- * finish on it) and unloads; a broken new version is logged and left out.
+ * checks every serving version against its config (fatal when its default file is wrong; a
+ * broken non-default variant is logged, reported and left out while the others serve);
+ * `refresh` re-reads it while serving: a new version takes over and the one it replaces
+ * drains (calls in flight finish on it) and unloads; a broken new version is logged and left out.
  */
 export class ModelStore {
   private readonly models = new Map<string, ServedModel>();
-  /** Versions that are retired but still finishing their calls. */
+  /** Files that are retired but still finishing their calls. */
   private readonly draining = new Set<ModelVersion>();
-  /** Files that failed their check, by path and mtime: tried again only once the file changes. */
-  private readonly rejected = new Set<string>();
+  /** Files that failed their check, by path, mtime and config: checked again only once one changes. */
+  private readonly rejected = new Map<string, FileCheck>();
   private lastProblems = '';
   private refreshing?: Promise<void>;
   private prepared = false;
@@ -74,6 +102,7 @@ export class ModelStore {
   async prepare(): Promise<void> {
     const scan = await scanRepository(this.opts.repository, this.opts.only);
     const problems = [...scan.problems];
+    const built: ServedModel[] = [];
     for (const scanned of scan.models) {
       const served = servedVersions(scanned.config.version_policy, [...scanned.versions.keys()]);
       if (served.length === 0 && scanned.versions.size > 0) {
@@ -81,10 +110,16 @@ export class ModelStore {
           `${join(this.opts.repository, scanned.name)}: version_policy serves none of the versions present`,
         );
       }
-      for (const v of served) problems.push(...(await this.check(scanned, v)));
+      const versions: ServedVersion[] = [];
+      for (const v of served) {
+        const checked = await this.checkVersion(scanned, v);
+        if ('fatal' in checked) problems.push(...checked.fatal);
+        else versions.push(checked);
+      }
+      built.push(this.served(scanned, versions));
     }
     if (problems.length > 0) throw new ConfigError(problems);
-    for (const scanned of scan.models) this.models.set(scanned.name, this.build(scanned, [...scanned.versions.keys()]));
+    for (const model of built) this.models.set(model.name, model);
     this.prepared = true;
   }
 
@@ -96,35 +131,57 @@ export class ModelStore {
     return this.refreshing;
   }
 
-  /** Waits for calls in flight on every version, then unloads every session. */
+  /** Waits for calls in flight on every file, then unloads every session. */
   async unloadAll(): Promise<void> {
-    const versions = [...this.models.values()].flatMap((m) => m.versions);
-    await Promise.all([...versions, ...this.draining].map((v) => v.slot.unload()));
+    const files = [...this.models.values()].flatMap((m) => m.versions.flatMap((v) => v.files));
+    await Promise.all([...files, ...this.draining].map((f) => f.slot.unload()));
   }
 
-  /** Each model's signature and the state of each version, newest first. */
+  /** Each model's signature, its variants and the state of each version, newest first. */
   describe(): ModelDescriptor[] {
-    return this.list().map(({ name, config, versions }) => ({
-      name,
-      inputs: config.inputs,
-      outputs: config.outputs,
-      maxBatchSize: config.max_batch_size,
-      ...(config.dynamic_batching
-        ? {
-            dynamicBatching: {
-              maxQueueDelayMs: config.dynamic_batching.max_queue_delay_ms,
-              preferredBatchSizes: config.dynamic_batching.preferred_batch_sizes,
-            },
-          }
-        : {}),
-      deterministic: config.deterministic,
-      versions: [
-        ...versions.map((v) => ({ version: String(v.version), state: v.slot.state })),
+    return this.list().map((m) => {
+      const statuses = (index: number): ModelVersionStatus[] => [
+        ...variantVersions(m, index).map((f) => ({
+          version: String(f.version),
+          state: f.problem ? ('FAILED' as const) : f.slot.state,
+          sizeBytes: f.sizeBytes,
+          ...(f.problem ? { error: f.problem } : {}),
+        })),
         ...[...this.draining]
-          .filter((v) => v.model === name)
-          .map((v) => ({ version: String(v.version), state: 'DRAINING' as const })),
-      ],
-    }));
+          .filter((f) => f.model === m.name && f.variant === m.specs[index]!.name)
+          .map((f) => ({ version: String(f.version), state: 'DRAINING' as const, sizeBytes: f.sizeBytes })),
+      ];
+      const newest = m.versions[0]?.files[0];
+      const batching = m.config.dynamic_batching;
+      return {
+        name: m.name,
+        inputs: m.config.inputs,
+        outputs: m.config.outputs,
+        maxBatchSize: m.config.max_batch_size,
+        ...(batching
+          ? {
+              dynamicBatching: {
+                maxQueueDelayMs: batching.max_queue_delay_ms,
+                preferredBatchSizes: batching.preferred_batch_sizes,
+              },
+            }
+          : {}),
+        deterministic: m.config.deterministic,
+        versions: statuses(0),
+        ...(newest?.precision ? { precision: newest.precision } : {}),
+        ...(newest ? { sizeBytes: newest.sizeBytes } : {}),
+        ...(m.config.variants
+          ? {
+              defaultVariant: m.specs[0]!.name!,
+              variants: m.specs.map((spec, i) => ({
+                name: spec.name!,
+                precision: spec.precision!,
+                versions: statuses(i),
+              })),
+            }
+          : {}),
+      };
+    });
   }
 
   private async rescan(): Promise<void> {
@@ -137,113 +194,163 @@ export class ModelStore {
 
     for (const scanned of scan.models) {
       const current = this.models.get(scanned.name);
-      const candidates = servedVersions(scanned.config.version_policy, [...scanned.versions.keys()]);
-      const usable: number[] = [];
-      for (const v of candidates) {
-        const known = current?.configText === scanned.configText && current.versions.some((x) => x.version === v);
-        if (known || (await this.check(scanned, v)).length === 0) usable.push(v);
+      const sameConfig = current?.configText === scanned.configText;
+      const usable: ServedVersion[] = [];
+      for (const v of servedVersions(scanned.config.version_policy, [...scanned.versions.keys()])) {
+        const known = sameConfig ? current.versions.find((x) => x.version === v) : undefined;
+        if (known) {
+          await this.recheckFailedVariants(scanned, known);
+          usable.push(known);
+          continue;
+        }
+        const checked = await this.checkVersion(scanned, v);
+        if (!('fatal' in checked)) usable.push(checked);
       }
       if (usable.length === 0) continue; // nothing that works: keep what serves now
-      if (current?.configText === scanned.configText) {
+      if (sameConfig) {
         this.update(current, usable);
       } else {
-        this.models.set(scanned.name, this.build(scanned, usable));
-        for (const v of current?.versions ?? []) this.retire(v);
-        logger.info({ model: scanned.name, versions: usable }, current ? 'model config changed' : 'model added');
+        this.models.set(scanned.name, this.served(scanned, usable));
+        for (const v of current?.versions ?? []) this.retireVersion(v);
+        logger.info(
+          { model: scanned.name, versions: usable.map((v) => v.version) },
+          current ? 'model config changed' : 'model added',
+        );
       }
     }
-    // A version whose load failed is tried again here too, so it recovers without traffic
-    // (health reports NOT_SERVING meanwhile, and a balancer may be sending none).
-    for (const v of [...this.models.values()].flatMap((m) => m.versions)) {
-      if (v.slot.state === 'FAILED') void v.slot.load().catch(() => undefined);
+    // A default file whose load failed is tried again here too, so it recovers without traffic
+    // (health reports NOT_SERVING meanwhile, and a balancer may be sending none). Other
+    // variants do not touch health; their next request tries again.
+    for (const f of [...this.models.values()].flatMap((m) => variantVersions(m))) {
+      if (f.slot.state === 'FAILED') void f.slot.load().catch(() => undefined);
     }
     for (const [name, model] of this.models) {
       if (existsSync(join(repository, name))) continue;
       this.models.delete(name);
-      for (const v of model.versions) this.retire(v);
+      for (const v of model.versions) this.retireVersion(v);
       logger.info({ model: name }, 'model removed');
     }
   }
 
-  /** New versions in `usable` start serving; versions no longer in it drain. */
-  private update(model: ServedModel, usable: number[]): void {
-    const keep = model.versions.filter((v) => usable.includes(v.version));
-    const added = usable
-      .filter((v) => !model.versions.some((x) => x.version === v))
-      .map((v) => this.version(model.name, v));
-    for (const v of model.versions) if (!usable.includes(v.version)) this.retire(v);
-    if (added.length === 0 && keep.length === model.versions.length) return;
-    model.versions = [...keep, ...added].sort((a, b) => b.version - a.version);
+  /** `usable` serve from now on (new ones start); versions no longer in it drain. */
+  private update(model: ServedModel, usable: ServedVersion[]): void {
+    const before = model.versions;
+    for (const v of before) if (!usable.includes(v)) this.retireVersion(v);
+    model.versions = [...usable].sort((a, b) => b.version - a.version);
+    if (model.versions.length === before.length && model.versions.every((v, i) => v === before[i])) return;
     this.opts.logger.info(
       { model: model.name, versions: model.versions.map((v) => v.version) },
       'model versions changed',
     );
   }
 
-  private build(scanned: ScannedModel, usable: number[]): ServedModel {
-    const served = servedVersions(scanned.config.version_policy, usable);
-    return {
-      name: scanned.name,
-      configText: scanned.configText,
-      config: scanned.config,
-      versions: served.map((v) => this.version(scanned.name, v, scanned.versions.get(v))),
-    };
+  private served(scanned: ScannedModel, versions: ServedVersion[]): ServedModel {
+    const { name, configText, config } = scanned;
+    return { name, configText, config, specs: variantSpecs(config), versions };
   }
 
-  private version(
-    model: string,
-    version: number,
-    file = join(this.opts.repository, model, String(version), 'model.onnx'),
-  ) {
+  /**
+   * Checks every file of a version. A version whose default file fails cannot serve (`fatal`);
+   * a failing non-default variant is kept with its problem, so it is reported and refused
+   * while the others serve.
+   */
+  private async checkVersion(scanned: ScannedModel, version: number): Promise<ServedVersion | { fatal: string[] }> {
+    const dir = scanned.versions.get(version)!;
+    const files: ModelVersion[] = [];
+    for (const spec of variantSpecs(scanned.config)) {
+      const file = join(dir, spec.file);
+      const found = await this.check(file, scanned, spec);
+      if (found.problems.length > 0 && spec.isDefault) return { fatal: found.problems };
+      if (found.problems.length > 0) {
+        this.opts.logger.error(
+          { model: scanned.name, variant: spec.name, version, problems: found.problems },
+          'model variant failed its check; the other variants serve',
+        );
+      }
+      files.push(this.file(scanned.name, spec, version, file, found));
+    }
+    return { version, files };
+  }
+
+  /** A known version's failed variants whose file changed since are checked again, and serve when they pass. */
+  private async recheckFailedVariants(scanned: ScannedModel, version: ServedVersion): Promise<void> {
+    const specs = variantSpecs(scanned.config);
+    for (const [i, f] of version.files.entries()) {
+      if (!f.problem) continue;
+      const mtimeMs = (await stat(f.file).catch(() => undefined))?.mtimeMs ?? 0;
+      if (mtimeMs === f.mtimeMs) continue;
+      const found = await this.check(f.file, scanned, specs[i]!);
+      version.files[i] = this.file(f.model, specs[i]!, f.version, f.file, found);
+      if (found.problems.length === 0) {
+        this.opts.logger.info({ model: f.model, variant: f.variant, version: f.version }, 'model variant recovered');
+      } else {
+        this.opts.logger.error(
+          { model: f.model, variant: f.variant, version: f.version, problems: found.problems },
+          'model variant failed its check; the other variants serve',
+        );
+      }
+    }
+  }
+
+  private file(model: string, spec: VariantSpec, version: number, file: string, found: FileCheck): ModelVersion {
     const { logger } = this.opts;
-    const entry: ModelVersion = {
+    const precision = spec.precision ?? found.precision;
+    const label = versionLabel({ model, variant: spec.name, version });
+    return {
       model,
+      ...(spec.name ? { variant: spec.name } : {}),
       version,
+      file,
+      ...(precision ? { precision } : {}),
+      sizeBytes: found.sizeBytes,
+      mtimeMs: found.mtimeMs,
+      ...(found.problems.length > 0 ? { problem: this.relative(found.problems.join('; ')) } : {}),
       slot: new ModelSlot<InferenceSession>({
         load: () => openSession(file, this.opts),
         unload: (session) => session.release(),
         idleUnloadMs: this.opts.idleUnloadMs,
         onState(state, error) {
-          if (state === 'FAILED') logger.error({ model, version, err: error }, 'model version failed to load');
-          else logger.info({ model, version, state }, 'model version state');
+          if (state === 'FAILED') logger.error({ model: label, file, err: error }, 'model version failed to load');
+          else logger.info({ model: label, state }, 'model version state');
         },
       }),
     };
-    return entry;
   }
 
-  private retire(v: ModelVersion): void {
-    this.draining.add(v);
-    this.opts.logger.info({ model: v.model, version: v.version, inFlight: v.slot.inFlight }, 'model version draining');
-    v.slot
+  /** Paths in messages clients may see are relative to the repository. */
+  relative(text: string): string {
+    return text.split(`${this.opts.repository}${sep}`).join('');
+  }
+
+  private retireVersion(v: ServedVersion): void {
+    for (const f of v.files) this.retire(f);
+  }
+
+  private retire(f: ModelVersion): void {
+    this.draining.add(f);
+    const label = versionLabel(f);
+    this.opts.logger.info({ model: label, inFlight: f.slot.inFlight }, 'model version draining');
+    f.slot
       .retire()
-      .catch((err: unknown) => this.opts.logger.warn({ err, model: v.model }, 'unloading a retired version failed'))
+      .catch((err: unknown) => this.opts.logger.warn({ err, model: label }, 'unloading a retired version failed'))
       .finally(() => {
-        this.draining.delete(v);
-        this.opts.logger.info({ model: v.model, version: v.version }, 'model version drained and unloaded');
+        this.draining.delete(f);
+        this.opts.logger.info({ model: label }, 'model version drained and unloaded');
       });
   }
 
-  /** Opens the version's file once and compares it with the config; returns what is wrong. */
-  private async check(scanned: ScannedModel, version: number): Promise<string[]> {
-    const file = scanned.versions.get(version)!;
-    const key = `${file}:${statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? 0}:${scanned.configText}`;
-    if (this.rejected.has(key)) return [`${file}: rejected before`];
-    let problems: string[];
-    try {
-      const session = await openSession(file, this.opts);
-      try {
-        problems = signatureProblems(session, scanned.config).map((p) => `${file}: ${p}`);
-      } finally {
-        await session.release();
-      }
-    } catch (err) {
-      problems = [`${file}: onnxruntime cannot load it (${firstLine(err)})`];
+  /** Checks a file, once per content and config: a rejected one is not opened again until it changes. */
+  private async check(file: string, scanned: ScannedModel, spec: VariantSpec): Promise<FileCheck> {
+    const mtime = (await stat(file).catch(() => undefined))?.mtimeMs ?? 0;
+    const key = `${file}:${mtime}:${scanned.configText}`;
+    const known = this.rejected.get(key);
+    if (known) return known;
+    const found = await checkFile(file, scanned.config, spec, this.opts);
+    if (found.problems.length > 0) {
+      this.rejected.set(key, found);
+      if (this.prepared && spec.isDefault)
+        this.opts.logger.error({ problems: found.problems }, 'new model version rejected');
     }
-    if (problems.length > 0) {
-      this.rejected.add(key);
-      if (this.prepared) this.opts.logger.error({ problems }, 'new model version rejected');
-    }
-    return problems;
+    return found;
   }
 }

@@ -1,10 +1,8 @@
 import { existsSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { type ModelConfig, parseModelConfig } from './model-config.js';
+import { type ModelConfig, parseModelConfig, variantSpecs } from './model-config.js';
 
-/** The file every version directory holds. */
-const MODEL_FILE = 'model.onnx';
 const CONFIG_FILE = 'config.json';
 
 /** One model directory as found on disk. */
@@ -13,7 +11,10 @@ export interface ScannedModel {
   /** The config file's text, to notice when it changes. */
   configText: string;
   config: ModelConfig;
-  /** Version number → path of its model.onnx, for versions whose file is present. */
+  /**
+   * Version number → its directory, for versions whose default file (`model.onnx`, or the
+   * default variant's) is present. The other variants' files are checked when loaded.
+   */
   versions: Map<number, string>;
 }
 
@@ -35,8 +36,8 @@ async function isDirectory(path: string): Promise<boolean> {
 
 /**
  * Reads a model repository in Triton's layout: `<root>/<model>/config.json` and
- * `<root>/<model>/<version>/model.onnx`, versions being positive integers (other entries are
- * ignored, as Triton does). `only` (if not empty) restricts which models are hosted.
+ * `<root>/<model>/<version>/model.onnx` (or the files of the variants config.json declares),
+ * versions being positive integers (other entries are ignored, as Triton does). `only` (if not empty) restricts which models are hosted.
  */
 export async function scanRepository(root: string, only: readonly string[] = []): Promise<RepositoryScan> {
   const problems: string[] = [];
@@ -76,14 +77,15 @@ export async function scanRepository(root: string, only: readonly string[] = [])
       continue;
     }
     const versions = new Map<number, string>();
+    const defaultFile = variantSpecs(config)[0]!.file;
     for (const v of (await readdir(dir)).filter((d) => VERSION_DIR.test(d))) {
       if (!(await isDirectory(join(dir, v)))) continue;
-      const file = join(dir, v, MODEL_FILE);
-      if (existsSync(file)) versions.set(Number(v), file);
+      const file = join(dir, v, defaultFile);
+      if (existsSync(file)) versions.set(Number(v), join(dir, v));
       else problems.push(`${file} is missing`);
     }
     if (versions.size === 0 && !problems.some((p) => p.startsWith(`${dir}/`))) {
-      problems.push(`${dir} has no version directory with a model (expected ${join(dir, '1', MODEL_FILE)})`);
+      problems.push(`${dir} has no version directory with a model (expected ${join(dir, '1', defaultFile)})`);
     }
     models.push({ name, configText, config, versions });
   }
