@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EMBEDDER_WIDTH } from '../../scripts/models/definitions.js';
+import { statSync } from 'node:fs';
+import { EMBEDDER_WIDTH, MLP_WIDTHS, VARIANT_FILES } from '../../scripts/models/definitions.js';
 import { type HttpResult, startTestCluster, withDevKey } from '../helpers/cluster.js';
 import { eventually, testConfig } from '../helpers/env.js';
-import { argmax, assertClose, dense, MODELS_DIR, readWeights, softmax } from '../helpers/models.js';
+import { agreement, argmax, assertClose, dense, MODELS_DIR, readWeights, row, softmax } from '../helpers/models.js';
 
 const x = [
   [0.5, -1, 2, 0.25],
@@ -30,8 +31,15 @@ describe('tensor inference through nginx and the gateways (Open Inference Protoc
     cleanup = t.cleanup;
     cluster = await startTestCluster(t.config, t.env);
     base = cluster.endpoint;
-    // Readiness needs one SERVING skill; wait until the onnx skill is announced too.
-    await eventually(async () => assert.equal((await http(`${base}/v1/skills/onnx`)).body?.status, 'available'));
+    // Readiness needs one SERVING skill; wait until every gateway has seen the onnx skill's
+    // announcement too (each reads the registry on its own, REGISTRY_CACHE_MS apart).
+    const gateways = Array.from(
+      { length: t.config.GATEWAY_COUNT },
+      (_, i) => `http://127.0.0.1:${t.config.GATEWAY_BASE_PORT + i}`,
+    );
+    await eventually(async () => {
+      for (const g of gateways) assert.equal((await http(`${g}/v1/skills/onnx`)).body?.status, 'available', g);
+    });
   });
 
   after(async () => {
@@ -114,6 +122,73 @@ describe('tensor inference through nginx and the gateways (Open Inference Protoc
       ),
       'embedding',
     );
+  });
+
+  it('GET /v1/skills/onnx/models lists each variant with its precision and size', async () => {
+    const res = await http(`${base}/v1/skills/onnx/models`);
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.body.skill, 'onnx');
+    const byName = Object.fromEntries(res.body.models.map((m: { name: string }) => [m.name, m]));
+    assert.deepEqual(Object.keys(byName), ['classifier', 'embedder', 'mlp']);
+    assert.equal(byName.classifier.precision, 'FP32');
+    assert.equal(byName.classifier.size_bytes, statSync(join(MODELS_DIR, 'classifier', '1', 'model.onnx')).size);
+    assert.equal(byName.classifier.variants, undefined, 'no variants declared');
+    const mlp = byName.mlp;
+    assert.equal(mlp.default_variant, 'fp32');
+    assert.deepEqual(
+      mlp.variants.map((v: { name: string; model: string; precision: string; default: boolean }) => [
+        v.name,
+        v.model,
+        v.precision,
+        v.default,
+      ]),
+      [
+        ['fp32', 'mlp:fp32', 'FP32', true],
+        ['fp16', 'mlp:fp16', 'FP16', false],
+        ['int8', 'mlp:int8', 'INT8', false],
+      ],
+    );
+    for (const v of mlp.variants) {
+      const file = join(MODELS_DIR, 'mlp', '1', VARIANT_FILES[v.name as keyof typeof VARIANT_FILES]);
+      assert.equal(v.versions[0].version, '1');
+      assert.equal(v.versions[0].size_bytes, statSync(file).size, v.name);
+      assert.match(v.versions[0].state, /^(UNLOADED|LOADING|READY)$/);
+    }
+    // The same models as GET /v1/skills/onnx; a skill without a repository has no list.
+    assert.deepEqual(
+      (await http(`${base}/v1/skills/onnx`)).body.models.map((m: { name: string }) => m.name),
+      Object.keys(byName),
+    );
+    const nlp = await http(`${base}/v1/skills/nlp/models`);
+    assert.equal(nlp.status, 404, nlp.text);
+    assert.equal(nlp.body.error.code, 'NOT_FOUND');
+    assert.equal((await http(`${base}/v1/skills/nope/models`)).body.error.code, 'SKILL_NOT_FOUND');
+  });
+
+  it('a request names a variant (mlp:int8); it answers close to FP32, and says which answered', async () => {
+    const rows = Array.from({ length: 4 }, (_, i) => row(MLP_WIDTHS[0], 9000 + i));
+    const ask = (model: string) =>
+      infer({ model, inputs: [{ name: 'input', datatype: 'FP32', shape: [4, MLP_WIDTHS[0]], data: rows }] });
+    const fp32 = await ask('mlp');
+    assert.equal(fp32.status, 200, fp32.text);
+    assert.equal(fp32.body.model, 'mlp:fp32@1', 'the default variant');
+    for (const [variant, tolerance] of [
+      ['fp16', 0.005],
+      ['int8', 0.08],
+    ] as const) {
+      const res = await ask(`mlp:${variant}`);
+      assert.equal(res.status, 200, res.text);
+      assert.deepEqual(
+        [res.body.model, res.body.model_name, res.body.model_version],
+        [`mlp:${variant}@1`, `mlp:${variant}`, '1'],
+      );
+      const a = agreement(fp32.body.outputs[0].data, res.body.outputs[0].data, MLP_WIDTHS[MLP_WIDTHS.length - 1]!);
+      assert.ok(a.maxAbsDiff > 0 && a.maxAbsDiff <= tolerance, `${variant}: max |Δ| ${a.maxAbsDiff}`);
+    }
+    const unknown = await ask('mlp:int4');
+    assert.equal(unknown.status, 400, unknown.text);
+    assert.match(unknown.body.error.message, /model: onnx has no model "mlp:int4"/);
+    assert.ok(unknown.body.error.details.models.includes('mlp:int8'));
   });
 
   it('keeps the text path: nlp still answers text', async () => {

@@ -67,6 +67,14 @@ export function skillRoutes({ config, skills }: GatewayDeps, serveInfer: InferSe
     res.json({ skills: describe(await snapshot()) });
   });
 
+  router.get('/v1/skills/:skill/models', async function listModels(req, res) {
+    const found = describe(await snapshot()).find((s) => s.name === req.params.skill);
+    if (!found) throw new AppError('SKILL_NOT_FOUND', `no skill named "${req.params.skill.slice(0, 64)}"`);
+    if (!found.models)
+      throw new AppError('NOT_FOUND', `${found.name} serves one model (${found.model}), not a repository`);
+    res.json({ skill: found.name, models: found.models });
+  });
+
   router.get('/v1/skills/:skill', async function getSkill(req, res) {
     const found = describe(await snapshot()).find((s) => s.name === req.params.skill);
     if (!found) throw new AppError('SKILL_NOT_FOUND', `no skill named "${req.params.skill.slice(0, 64)}"`);
