@@ -20,7 +20,7 @@ const PRECISION_OF: Record<VariantName, LayerPrecision> = { fp32: 'FP32', fp16: 
 
 /** The variant a request for the model gets when it names none: chosen from docs/BENCHMARKS.md. */
 const MLP_DEFAULT: VariantName = 'fp32';
-const EMBEDDER_DEFAULT: VariantName = 'fp32';
+const EMBEDDER_DEFAULT: VariantName = 'int8';
 
 /** The FP32 file's description stays as it always was; the others say what they are. */
 const suffix = (precision: LayerPrecision) => (precision === 'FP32' ? '' : ` (${precision} variant)`);

@@ -87,7 +87,11 @@ describe('model variants over real gRPC (onnx skill on onnxruntime)', () => {
     }
     for (const variant of ['', ':fp32', ':fp16', ':int8']) {
       const res = await client.infer(embedItem('e', `embedder${variant}`, [[1, 2, 3]]), 10_000);
-      assert.equal(res.model, `embedder${variant || ':fp32'}@1`);
+      assert.equal(
+        res.model,
+        `embedder${variant || ':int8'}@1`,
+        'the default variant answers a request that names none',
+      );
       assert.equal(values(res).length, EMBEDDER_WIDTH);
     }
   });
@@ -145,7 +149,7 @@ describe('model variants over real gRPC (onnx skill on onnxruntime)', () => {
 
   it('describes each variant: precision, size and state; the requests and tasks name them', () => {
     const d = backend.describe();
-    assert.equal(d.model, 'embedder:fp32@1,mlp:fp32@1', 'the default variant names what serves');
+    assert.equal(d.model, 'embedder:int8@1,mlp:fp32@1', 'the default variant names what serves');
     assert.deepEqual(d.tasks, [
       'embedder',
       'embedder:fp32',
@@ -181,7 +185,7 @@ describe('a broken variant fails alone, with an error naming its file', () => {
     const configFile = join(repo.dir, 'embedder', 'config.json');
     const config = JSON.parse(readFileSync(configFile, 'utf8'));
     config.variants.int4 = { precision: 'INT8', file: 'model.int4.onnx' };
-    writeFileSync(configFile, JSON.stringify(config));
+    writeFileSync(configFile, JSON.stringify({ ...config, default_variant: 'fp32' }));
 
     const { client, variants, backend } = await serve(repo.dir);
     assert.equal(await client.check(2_000), 'SERVING');
@@ -260,9 +264,9 @@ describe('variants follow the model lifecycle', () => {
     await backend.refresh!();
     assert.equal((await client.infer(embedItem('new', 'embedder:int8', [[7]]), 10_000)).model, 'embedder:int8@2');
     assert.equal((await client.infer(embedItem('old', 'embedder:int8', [[7]], '1'), 10_000)).model, 'embedder:int8@1');
-    assert.equal((await client.infer(embedItem('dflt', 'embedder', [[7]]), 10_000)).model, 'embedder:fp32@2');
+    assert.equal((await client.infer(embedItem('dflt', 'embedder', [[7]]), 10_000)).model, 'embedder:int8@2');
     assert.deepEqual(variants('embedder'), {
-      fp32: '2:READY,1:UNLOADED',
+      fp32: '2:UNLOADED,1:UNLOADED',
       fp16: '2:UNLOADED,1:UNLOADED',
       int8: '2:READY,1:READY',
     });

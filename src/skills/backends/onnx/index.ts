@@ -30,9 +30,9 @@ function unavailable(message: string, model: string): { ok: false; error: ErrorB
   return { ok: false, error: { code: 'SKILL_UNAVAILABLE', message, details: { model } } };
 }
 
-/** The names a request may give a model: `mlp` (its default variant) and `mlp:<variant>` for each. */
+/** The names a request may give a model: `mlp` (its default variant) and `mlp:<variant>` for each, as declared. */
 function taskNames(m: ServedModel): string[] {
-  return [m.name, ...(m.config.variants ? m.specs.map((s) => `${m.name}:${s.name}`) : [])];
+  return [m.name, ...Object.keys(m.config.variants ?? {}).map((v) => `${m.name}:${v}`)];
 }
 
 /**

@@ -173,11 +173,11 @@ export class ModelStore {
         ...(m.config.variants
           ? {
               defaultVariant: m.specs[0]!.name!,
-              variants: m.specs.map((spec, i) => ({
-                name: spec.name!,
-                precision: spec.precision!,
-                versions: statuses(i),
-              })),
+              // In the order config.json declares them (specs put the default first).
+              variants: Object.keys(m.config.variants).map((name) => {
+                const i = m.specs.findIndex((s) => s.name === name);
+                return { name, precision: m.specs[i]!.precision!, versions: statuses(i) };
+              }),
             }
           : {}),
       };
