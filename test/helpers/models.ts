@@ -189,3 +189,8 @@ export function topMargin(v: readonly number[]): number {
   const [first, second] = [...v].sort((a, b) => b - a);
   return first! - (second ?? -Infinity);
 }
+
+/** The tasks a model with the generated variants offers: `mlp`, then `mlp:fp32`, `mlp:fp16`, `mlp:int8`. */
+export function withVariants(model: string): string[] {
+  return [model, ...Object.keys(VARIANT_FILES).map((v) => `${model}:${v}`)];
+}

@@ -7,7 +7,6 @@ import { embedder } from '../../scripts/models/definitions.js';
 import { dense, int8Constants } from '../../scripts/models/layers.js';
 import { ElemType, encodeModel, valueInfo } from '../../scripts/models/onnx-builder.js';
 import { fromFloat16Bits, quantizeColumns, toFloat16Bits } from '../../scripts/models/quantize.js';
-import { modelConfigSchema, parseModelConfig, variantSpecs } from '../../src/skills/backends/onnx/model-config.js';
 import { summarizeWeights } from '../../src/skills/backends/onnx/weights.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'skillserve-variants-'));
@@ -110,61 +109,5 @@ describe('the precision a model file stores its weights in', () => {
     await assert.rejects(summarizeWeights(write('text.onnx', 'hello, world\n')), /wire type|no graph/);
     await assert.rejects(summarizeWeights(write('cut.onnx', layer('FP32').subarray(0, 300))), /past the end|truncated/);
     await assert.rejects(summarizeWeights(join(dir, 'absent.onnx')), /ENOENT/);
-  });
-});
-
-describe('variants in config.json', () => {
-  const base = {
-    max_batch_size: 8,
-    inputs: [{ name: 'x', datatype: 'FP32', shape: [-1, 4] }],
-    outputs: [{ name: 'y', datatype: 'FP32', shape: [-1, 2] }],
-  };
-  const variants = {
-    fp32: { precision: 'FP32', file: 'model.onnx' },
-    int8: { precision: 'INT8', file: 'model.int8.onnx' },
-  };
-  const problem = (config: object) => {
-    try {
-      parseModelConfig(JSON.stringify(config), 'models/m/config.json', 'm');
-      return '';
-    } catch (err) {
-      return (err as Error).message;
-    }
-  };
-
-  it('lists the files, the default variant first (the first listed unless named)', () => {
-    assert.deepEqual(variantSpecs(modelConfigSchema.parse(base)), [{ file: 'model.onnx', isDefault: true }]);
-    assert.deepEqual(
-      variantSpecs(modelConfigSchema.parse({ ...base, variants })).map(
-        (s) => `${s.name}:${s.precision}:${s.isDefault}`,
-      ),
-      ['fp32:FP32:true', 'int8:INT8:false'],
-    );
-    assert.deepEqual(
-      variantSpecs(modelConfigSchema.parse({ ...base, variants, default_variant: 'int8' })).map((s) => s.file),
-      ['model.int8.onnx', 'model.onnx'],
-    );
-  });
-
-  it('refuses what cannot be served, naming the field', () => {
-    assert.match(
-      problem({ ...base, variants, default_variant: 'fp16' }),
-      /default_variant: "fp16" is not one of the variants \(fp32, int8\)/,
-    );
-    assert.match(problem({ ...base, default_variant: 'fp32' }), /default_variant: .*none declared/);
-    assert.match(problem({ ...base, variants: {} }), /variants: name at least one variant/);
-    assert.match(problem({ ...base, variants: { 'Big:One': variants.fp32 } }), /variants\.Big:One: a variant name is/);
-    assert.match(
-      problem({ ...base, variants: { a: { precision: 'INT4', file: 'a.onnx' } } }),
-      /variants\.a\.precision/,
-    );
-    assert.match(
-      problem({ ...base, variants: { a: { precision: 'FP16', file: '../a.onnx' } } }),
-      /variants\.a\.file: a file name/,
-    );
-    assert.match(
-      problem({ ...base, variants: { a: variants.fp32, b: { precision: 'FP16', file: 'model.onnx' } } }),
-      /variants\.b\.file: model.onnx is variant "a"'s file too/,
-    );
   });
 });

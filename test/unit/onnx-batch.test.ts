@@ -12,6 +12,7 @@ import {
   modelConfigSchema,
   parseModelConfig,
   servedVersions,
+  variantSpecs,
 } from '../../src/skills/backends/onnx/model-config.js';
 import { makeTensor, tensorValues } from '../../src/skills/tensors.js';
 
@@ -151,6 +152,46 @@ describe('onnx model config', () => {
         }
       })(),
       /models\/m\/config.json: not valid JSON/,
+    );
+  });
+
+  const variants = {
+    fp32: { precision: 'FP32', file: 'model.onnx' },
+    int8: { precision: 'INT8', file: 'model.int8.onnx' },
+  };
+  it('lists the files, the default variant first (the first listed unless named)', () => {
+    assert.deepEqual(variantSpecs(modelConfigSchema.parse(valid)), [{ file: 'model.onnx', isDefault: true }]);
+    assert.deepEqual(
+      variantSpecs(modelConfigSchema.parse({ ...valid, variants })).map(
+        (s) => `${s.name}:${s.precision}:${s.isDefault}`,
+      ),
+      ['fp32:FP32:true', 'int8:INT8:false'],
+    );
+    assert.deepEqual(
+      variantSpecs(modelConfigSchema.parse({ ...valid, variants, default_variant: 'int8' })).map((s) => s.file),
+      ['model.int8.onnx', 'model.onnx'],
+    );
+  });
+
+  it('refuses what cannot be served, naming the field', () => {
+    assert.match(
+      problem({ ...valid, variants, default_variant: 'fp16' }),
+      /default_variant: "fp16" is not one of the variants \(fp32, int8\)/,
+    );
+    assert.match(problem({ ...valid, default_variant: 'fp32' }), /default_variant: .*none declared/);
+    assert.match(problem({ ...valid, variants: {} }), /variants: name at least one variant/);
+    assert.match(problem({ ...valid, variants: { 'Big:One': variants.fp32 } }), /variants\.Big:One: a variant name is/);
+    assert.match(
+      problem({ ...valid, variants: { a: { precision: 'INT4', file: 'a.onnx' } } }),
+      /variants\.a\.precision/,
+    );
+    assert.match(
+      problem({ ...valid, variants: { a: { precision: 'FP16', file: '../a.onnx' } } }),
+      /variants\.a\.file: a file name/,
+    );
+    assert.match(
+      problem({ ...valid, variants: { a: variants.fp32, b: { precision: 'FP16', file: 'model.onnx' } } }),
+      /variants\.b\.file: model.onnx is variant "a"'s file too/,
     );
   });
 
