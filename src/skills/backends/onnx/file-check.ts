@@ -36,7 +36,7 @@ export async function checkFile(
   if (!info?.isFile()) return { sizeBytes: 0, mtimeMs: 0, problems: [`${file} is missing`] };
   const found: FileCheck = { sizeBytes: info.size, mtimeMs: info.mtimeMs, problems: [] };
   try {
-    const session = await openSession(file, settings);
+    const session = await openSession(file, settings, 'check');
     try {
       found.problems = signatureProblems(session, config).map((p) => `${file}: ${p}`);
     } finally {

@@ -27,12 +27,21 @@ export interface SessionSettings {
   intraOpThreads: number;
 }
 
-/** Opens `file` on the CPU execution provider. */
-export async function openSession(file: string, settings: SessionSettings): Promise<InferenceSession> {
+/**
+ * Opens `file` on the CPU execution provider. `purpose: 'check'` skips the graph optimizations:
+ * the file is still parsed and every operator given its kernel, but folding constants and
+ * prepacking weights (a second or more for the mlp's FP16 file, whose casts are folded) is work
+ * a session opened only to be compared with its config and released throws away.
+ */
+export async function openSession(
+  file: string,
+  settings: SessionSettings,
+  purpose: 'serve' | 'check' = 'serve',
+): Promise<InferenceSession> {
   const ort = await loadOrt();
   return ort.InferenceSession.create(file, {
     executionProviders: ['cpu'],
-    graphOptimizationLevel: 'all',
+    graphOptimizationLevel: purpose === 'check' ? 'disabled' : 'all',
     // onnxruntime prints failed runs to stderr itself; we report them per item instead.
     logSeverityLevel: 4,
     // Idle intra-op threads would otherwise spin for a while after each run, taking cores from
