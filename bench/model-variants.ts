@@ -198,13 +198,7 @@ async function measure(w: Workload, root: string) {
   try {
     for (const v of VARIANTS) replicas.push(await startReplica(variantRepository(root, w.model, v), w.model, v));
     const rssBefore: Record<string, number> = {};
-    const firstCallMs: Record<string, number> = {};
-    for (const r of replicas) {
-      rssBefore[r.variant] = Number((await r.client.metrics(5_000)).rssBytes);
-      const t0 = performance.now();
-      check(await r.client.infer(w.item(r.task, 0, 1), 60_000));
-      firstCallMs[r.variant] = performance.now() - t0;
-    }
+    for (const r of replicas) rssBefore[r.variant] = Number((await r.client.metrics(5_000)).rssBytes);
     const one = await interleaved(
       replicas,
       async (r) => check(await r.client.infer(w.item(r.task, 1, 1), 60_000)),
@@ -243,7 +237,7 @@ async function measure(w: Workload, root: string) {
       const alone = (await Promise.all(split(together).map((x) => r.client.infer(x, 60_000)))).flatMap(check);
       batchInvariance[r.variant] = Math.max(...rows.map((x, k) => Math.abs(x - alone[k]!)));
     }
-    return { sizes, loadMs, rssBefore, rss, firstCallMs, one, thirtyTwo, saturation, outputs, batchInvariance };
+    return { sizes, loadMs, rssBefore, rss, one, thirtyTwo, saturation, outputs, batchInvariance };
   } finally {
     for (const r of replicas) r.stop();
   }

@@ -188,6 +188,24 @@ describe('tensor inference through nginx and the gateways (Open Inference Protoc
       const a = agreement(fp32.body.outputs[0].data, res.body.outputs[0].data, MLP_WIDTHS[MLP_WIDTHS.length - 1]!);
       assert.ok(a.maxAbsDiff > 0 && a.maxAbsDiff <= tolerance, `${variant}: max |Δ| ${a.maxAbsDiff}`);
     }
+    // The embedder's variants, its default (INT8) among them, against its FP32 vectors.
+    const ids = { name: 'ids', datatype: 'INT64', shape: [2, 3], data: [1, 2, 3, 8000, 8001, 8191] };
+    const vectors = async (model: string) => {
+      const res = await infer({ model, inputs: [ids] });
+      assert.equal(res.status, 200, res.text);
+      return res.body;
+    };
+    const reference = (await vectors('embedder:fp32')).outputs[0].data;
+    for (const [model, answered] of [
+      ['embedder', 'embedder:int8@1'],
+      ['embedder:fp16', 'embedder:fp16@1'],
+    ] as const) {
+      const body = await vectors(model);
+      assert.equal(body.model, answered);
+      const a = agreement(reference, body.outputs[0].data, EMBEDDER_WIDTH);
+      assert.ok(a.minCosine >= 0.999 && a.maxAbsDiff > 0, `${model}: cosine ${a.minCosine}`);
+    }
+
     const unknown = await ask('mlp:int4');
     assert.equal(unknown.status, 400, unknown.text);
     assert.match(unknown.body.error.message, /model: onnx has no model "mlp:int4"/);
