@@ -11,7 +11,7 @@
  */
 import { spawn } from 'node:child_process';
 import { linkSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, copyFileSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -277,7 +277,40 @@ function table(w: Workload, f: Figures): string {
     '| variant | file MB | load ms | replica RSS MB once loaded (before) | batch 1 ms p50 / p99 | batch 32 ms p50 / p99 | rows/s at saturation | replica CPU ms / row | agreement with FP32 | batch-invariant |',
     '|--|--:|--:|--:|--:|--:|--:|--:|--|--|',
     ...lines,
+    '',
+    ...VARIANTS.slice(1).map((v) => verdict(w, f, v)),
   ].join('\n');
+}
+
+/**
+ * One line per variant against FP32, from the figures above: each ratio (below 1 is smaller or
+ * faster; a slower figure says so) and the issue's targets for INT8 — at least 60 % smaller,
+ * top-1 agreement ≥ 99 % (mlp) or cosine ≥ 0.99 (embedder).
+ */
+function verdict(w: Workload, f: Figures, v: VariantName): string {
+  const k = VARIANTS.indexOf(v);
+  const ratio = (a: number, b: number, what: string) => `${what} ×${fixed(a / b, 2)}`;
+  const p50 = (times: number[][], i: number) => quantile(times[i]!, 0.5);
+  const slower = [
+    p50(f.one, k) > p50(f.one, 0) && 'batch 1',
+    p50(f.thirtyTwo, k) > p50(f.thirtyTwo, 0) && 'batch 32',
+    f.saturation[v]!.rowsPerS < f.saturation.fp32!.rowsPerS && 'at saturation',
+  ].filter(Boolean);
+  const a = agreement(f.outputs.fp32!, f.outputs[v]!, w.outWidth);
+  const smaller = 1 - f.sizes[v]! / f.sizes.fp32!;
+  const agreeOk = w.model === 'mlp' ? a.top1 >= 0.99 : a.minCosine >= 0.99;
+  const targets =
+    v === 'int8'
+      ? `; targets: ${smaller >= 0.6 ? 'met' : 'missed'} for size (${fixed(smaller * 100, 0)} % smaller), ${agreeOk ? 'met' : 'missed'} for agreement (${w.model === 'mlp' ? `top-1 ${fixed(a.top1 * 100, 2)} %` : `cosine ≥ ${a.minCosine.toFixed(4)}`})`
+      : '';
+  return `- ${v} against fp32: ${[
+    ratio(f.sizes[v]!, f.sizes.fp32!, 'file'),
+    ratio(f.rss[v]!, f.rss.fp32!, 'RSS'),
+    ratio(f.loadMs[v]!, f.loadMs.fp32!, 'load'),
+    ratio(p50(f.one, k), p50(f.one, 0), 'batch-1 p50'),
+    ratio(p50(f.thirtyTwo, k), p50(f.thirtyTwo, 0), 'batch-32 p50'),
+    ratio(f.saturation[v]!.rowsPerS, f.saturation.fp32!.rowsPerS, 'rows/s'),
+  ].join(', ')}${slower.length ? ` — slower ${slower.join(', ')} in this run` : ''}${targets}.`;
 }
 
 async function main(): Promise<void> {
@@ -301,8 +334,11 @@ async function main(): Promise<void> {
 
 Reproduce: \`npm run bench:variants\` (\`-- --seconds N\` per phase; this run: ${SECONDS} s). Run on
 ${new Date().toISOString().slice(0, 10)}, ${machine()}, revision ${revision()}. Load average
-${loadBefore.map((x) => x.toFixed(1)).join(' / ')} before and ${loadAfter.map((x) => x.toFixed(1)).join(' / ')} after (1, 5, 15 min): on a
-shared machine other work competes for the 2 cores, so compare within a table, not across runs.
+${loadBefore.map((x) => x.toFixed(1)).join(' / ')} before and ${loadAfter.map((x) => x.toFixed(1)).join(' / ')} after (1, 5, 15 min)${
+    Math.max(loadBefore[0]!, loadAfter[0]!) > cpus().length
+      ? `: the machine was busy with other work during this run (more runnable processes than its ${cpus().length} cores), so absolute latencies and rates are inflated; the ratios between variants, measured interleaved in the same run, are the figures to read`
+      : ''
+  }. Compare within a table, not across runs.
 
 Each variant runs in its own skill replica (a child process hosting only that file; onnxruntime's
 default threads), all of a model's replicas up at once. *File*: bytes on disk. *Load*: onnxruntime
