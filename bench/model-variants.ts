@@ -159,24 +159,38 @@ async function interleaved(
   return times;
 }
 
-/** Rows per second with `concurrency` InferBatch calls of 32 items in flight, and the replica's CPU per row. */
-async function saturate(w: Workload, r: Replica, seconds: number, concurrency = 4) {
-  const batch = Array.from({ length: 32 }, (_, i) => w.item(r.task, i, 1));
-  const cpu0 = treeCpuMs({ r: [r.pid] }).r!;
-  const t0 = performance.now();
-  const end = t0 + seconds * 1000;
-  let rows = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      while (performance.now() < end) {
-        const res = await r.client.inferBatch(batch, 60_000);
-        res.items.forEach(check);
-        rows += res.items.length;
-      }
+/**
+ * Rows per second with `concurrency` InferBatch calls of 32 items in flight, and the replica's
+ * CPU per row: each variant in turn for one-second slices, round after round, `seconds` each in
+ * all, so that every variant sees the same drift in what else the machine is doing.
+ */
+async function saturate(w: Workload, replicas: Replica[], seconds: number, concurrency = 4) {
+  const totals = replicas.map(() => ({ rows: 0, ms: 0, cpuMs: 0 }));
+  for (let slice = 0; slice < Math.max(1, Math.round(seconds)); slice++) {
+    for (const [k, r] of replicas.entries()) {
+      const batch = Array.from({ length: 32 }, (_, i) => w.item(r.task, i, 1));
+      const cpu0 = treeCpuMs({ r: [r.pid] }).r!;
+      const t0 = performance.now();
+      const end = t0 + 1000;
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (performance.now() < end) {
+            const res = await r.client.inferBatch(batch, 60_000);
+            res.items.forEach(check);
+            totals[k]!.rows += res.items.length;
+          }
+        }),
+      );
+      totals[k]!.ms += performance.now() - t0;
+      totals[k]!.cpuMs += treeCpuMs({ r: [r.pid] }).r! - cpu0;
+    }
+  }
+  return Object.fromEntries(
+    replicas.map((r, k) => {
+      const t = totals[k]!;
+      return [r.variant, { rowsPerS: (t.rows / t.ms) * 1000, cpuMsPerRow: t.cpuMs / t.rows }];
     }),
   );
-  const elapsedS = (performance.now() - t0) / 1000;
-  return { rowsPerS: rows / elapsedS, cpuMsPerRow: (treeCpuMs({ r: [r.pid] }).r! - cpu0) / rows };
 }
 
 async function measure(w: Workload, root: string) {
@@ -220,8 +234,7 @@ async function measure(w: Workload, root: string) {
     );
     const rss: Record<string, number> = {};
     for (const r of replicas) rss[r.variant] = Number((await r.client.metrics(5_000)).rssBytes);
-    const saturation: Record<string, { rowsPerS: number; cpuMsPerRow: number }> = {};
-    for (const r of replicas) saturation[r.variant] = await saturate(w, r, SECONDS);
+    const saturation = await saturate(w, replicas, SECONDS);
 
     // Agreement with FP32 on the same items; and, per variant, rows computed together in one
     // run against the same rows each computed alone.
@@ -301,7 +314,7 @@ function verdict(w: Workload, f: Figures, v: VariantName): string {
   const agreeOk = w.model === 'mlp' ? a.top1 >= 0.99 : a.minCosine >= 0.99;
   const targets =
     v === 'int8'
-      ? `; targets: ${smaller >= 0.6 ? 'met' : 'missed'} for size (${fixed(smaller * 100, 0)} % smaller), ${agreeOk ? 'met' : 'missed'} for agreement (${w.model === 'mlp' ? `top-1 ${fixed(a.top1 * 100, 2)} %` : `cosine ≥ ${a.minCosine.toFixed(4)}`})`
+      ? `; targets: ${smaller >= 0.6 ? 'met' : 'missed'} for size (${fixed(smaller * 100, 0)} % smaller), ${agreeOk ? 'met' : 'missed'} for agreement (${w.model === 'mlp' ? `top-1 ${fixed(a.top1 * 100, 2)} %` : `cosine ≥ ${a.minCosine.toFixed(5)}`})`
       : '';
   return `- ${v} against fp32: ${[
     ratio(f.sizes[v]!, f.sizes.fp32!, 'file'),
@@ -345,9 +358,9 @@ default threads), all of a model's replicas up at once. *File*: bytes on disk. *
 session creation, median of 3. *RSS*: the replica's resident memory after its first calls (before
 the first call, after the start-up check, in brackets). *Batch 1*: one \`Infer\` of one row; *batch
 32*: one \`InferBatch\` of 32 one-row items, stacked into one run; both sequential, rounds
-interleaved across the variants. *Saturation*: 4 \`InferBatch\` calls of 32 items in flight for
-${SECONDS} s, one variant at a time; CPU per row is the replica's (user + system) over the rows it
-computed. *Agreement*: the same inputs through each variant against FP32 — for \`mlp\` 4,096 rows of
+interleaved across the variants. *Saturation*: 4 \`InferBatch\` calls of 32 items in flight, one
+variant at a time in one-second slices taken in turn, ${SECONDS} s each in all; CPU per row is the
+replica's (user + system) over the rows it computed. *Agreement*: the same inputs through each variant against FP32 — for \`mlp\` 4,096 rows of
 the generated inputs (\`row(256, seed)\`, values in [-1, 1)), top-1 agreement of the 16 logits, the
 largest absolute difference of any logit and the FP32 top-2 margins of the rows whose top-1
 changed; for \`embedder\` 2,048 sequences of 1–16 token ids, the cosine of each vector to FP32's.
