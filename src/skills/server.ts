@@ -125,19 +125,27 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
         this.set({ skill: name, model, version, state: s }, s === state ? 1 : 0);
   });
 
-  /** Every model version the skill serves and its state (a single-model backend: its model, as the slot says). */
+  /**
+   * Every model version the skill serves and its state, and each variant's as `model:variant`
+   * (a single-model backend: its model, as the slot says).
+   */
   function modelStates(): { model: string; version: string; state: string }[] {
     const d = backend.describe();
     if (d.models)
-      return d.models.flatMap((m) => m.versions.map((v) => ({ model: m.name, version: v.version, state: v.state })));
+      return d.models.flatMap((m) =>
+        [
+          { name: m.name, versions: m.versions },
+          ...(m.variants ?? []).map((v) => ({ ...v, name: `${m.name}:${v.name}` })),
+        ].flatMap(({ name, versions }) => versions.map((v) => ({ model: name, version: v.version, state: v.state }))),
+      );
     const [model = d.model, version = ''] = d.model.split('@');
     return [{ model, version, state: backend.state() === 'FAILED' ? 'FAILED' : slot.state }];
   }
 
-  /** The `model` label of a task: a multi-model backend's model it names (else `other`), or the one model. */
+  /** The `model` label of a task: a multi-model backend's model or variant it names (else `other`), or the one model. */
   function modelLabel(task: string): string {
     const d = backend.describe();
-    if (d.models) return bounded('model', task, new Set(d.models.map((m) => m.name)));
+    if (d.models) return bounded('model', task, new Set(d.tasks));
     return d.model.split('@')[0] ?? d.model;
   }
 

@@ -48,7 +48,8 @@ const values = (res: WireInferResponse) => {
 
 async function serve(dir: string, idleUnloadMs = 0) {
   const backend = createOnnxBackend({ repository: dir, only: [], idleUnloadMs, intraOpThreads: 1, logger });
-  const server = createSkillServer({ name: 'onnx', backend, logger, registry: new Registry() });
+  const registry = new Registry();
+  const server = createSkillServer({ name: 'onnx', backend, logger, registry });
   const client = new SkillClient('onnx', `127.0.0.1:${await server.start('127.0.0.1', 0)}`);
   cleanups.push(async () => {
     client.close();
@@ -60,17 +61,18 @@ async function serve(dir: string, idleUnloadMs = 0) {
         .find((m) => m.name === model)!
         .variants!.map((v) => [v.name, v.versions.map((x) => `${x.version}:${x.state}`).join(',')]),
     );
-  return { backend, server, client, variants };
+  return { backend, server, client, variants, registry };
 }
 
 describe('model variants over real gRPC (onnx skill on onnxruntime)', () => {
   let client: SkillClient;
   let backend: SkillBackend;
+  let registry: Registry;
 
   before(async () => {
     const repo = scratchRepository(['embedder', 'mlp']);
     cleanups.push(repo.cleanup);
-    ({ client, backend } = await serve(repo.dir));
+    ({ client, backend, registry } = await serve(repo.dir));
   });
 
   it('every variant loads and answers, and the answer names the variant', async () => {
@@ -145,6 +147,14 @@ describe('model variants over real gRPC (onnx skill on onnxruntime)', () => {
       assert.ok(a.minCosine >= 0.999, `${variant}: cosine ${a.minCosine}`);
       assert.ok(a.maxAbsDiff > 0 && a.maxAbsDiff < 0.02, `${variant}: max |Δ| ${a.maxAbsDiff}`);
     }
+  });
+
+  it("the replica's metrics tell the variants apart", async () => {
+    const text = await registry.metrics();
+    assert.match(text, /skillserve_skill_items_total\{[^}]*model="mlp:int8"[^}]*outcome="ok"[^}]*\} [1-9]/);
+    assert.match(text, /skillserve_model_state\{[^}]*model="mlp:int8",version="1",state="READY"[^}]*\} 1/);
+    assert.match(text, /skillserve_model_state\{[^}]*model="mlp",version="1",state="READY"[^}]*\} 1/);
+    assert.doesNotMatch(text, /model="other"/);
   });
 
   it('describes each variant: precision, size and state; the requests and tasks name them', () => {
