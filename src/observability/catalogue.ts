@@ -35,7 +35,10 @@ export const LABELS = {
     doc: 'a skill the registry knows (a name a client sends that no skill has never becomes a label)',
     bound: 16,
   },
-  model: { doc: 'a model the skill serves (its name without version); unknown names are `other`', bound: 16 },
+  model: {
+    doc: 'a model the skill serves, or one of its variants (`mlp:int8`), without version; unknown names are `other`',
+    bound: 16,
+  },
   version: { doc: "a model version the skill's repository holds", bound: 8 },
   tier: { doc: "the API key's tier", values: ['free', 'standard', 'premium'] },
   cache_result: { doc: 'what the cache did for the request (`X-Cache`)', values: ['hit', 'miss', 'stale', 'bypass'] },
