@@ -5,6 +5,8 @@ import { keysCommand } from './auth/keys-command.js';
 import { nginxConfigCommand, nginxConfigUsage } from './cluster/nginx-command.js';
 import { PreflightError } from './cluster/preflight.js';
 import { readState, isAlive, stopCluster } from './cluster/state.js';
+import { askSupervisor } from './cluster/control.js';
+import { type ClusterStatus, formatStatus } from './cluster/status.js';
 import { startCluster } from './cluster/supervisor.js';
 import { UsageError } from './lib/usage-error.js';
 
@@ -15,7 +17,9 @@ Usage: skillserve <command>
   up           start the whole cluster in the foreground (nginx, gateways, dispatchers, skills,
                Prometheus, Alertmanager and the exporters)
   down         stop the cluster started by \`up\` (from another shell)
-  status       show the cluster's processes and readiness
+  status       show the cluster's processes (CPU, memory, restarts), replicas per role, the
+               autoscaler's last decisions, the circuit breakers and readiness
+  scale        set replica counts of a running cluster: skillserve scale gateway=4 skill:onnx=2
   keys         create, list and revoke API keys (skillserve keys --help)
   gateway      run one gateway (HTTP API)
   dispatcher   run one dispatcher (BullMQ workers → gRPC)
@@ -100,11 +104,18 @@ async function status(config: Config): Promise<void> {
   print(`supervisor pid ${state.supervisorPid}, up since ${state.startedAt}, endpoint ${state.endpoint}`);
   if (state.prometheusUrl) print(`prometheus ${state.prometheusUrl}`);
   if (state.alertmanagerUrl) print(`alertmanager ${state.alertmanagerUrl}`);
-  for (const p of state.processes)
-    print(
-      `  ${p.name.padEnd(18)} pid ${String(p.pid ?? '-').padEnd(8)} ${(isAlive(p.pid) ? 'running' : 'DOWN').padEnd(8)}` +
-        (p.adminPort ? ` admin :${p.adminPort}` : ''),
-    );
+  try {
+    const live = (await askSupervisor(config.RUN_DIR, { cmd: 'status' }, 15_000)) as ClusterStatus;
+    for (const line of formatStatus(live)) print(line);
+  } catch (err) {
+    // An older supervisor, or one still starting: what the state file knows.
+    print(`(no live status: ${(err as Error).message})`);
+    for (const p of state.processes)
+      print(
+        `  ${p.name.padEnd(18)} pid ${String(p.pid ?? '-').padEnd(8)} ${(isAlive(p.pid) ? 'running' : 'DOWN').padEnd(8)}` +
+          (p.adminPort ? ` admin :${p.adminPort}` : ''),
+      );
+  }
   try {
     const res = await fetch(`${state.endpoint}/readyz`, { signal: AbortSignal.timeout(3_000) });
     print(`readyz: ${res.status} ${await res.text()}`);
@@ -112,6 +123,19 @@ async function status(config: Config): Promise<void> {
     print(`readyz: no answer (${(err as Error).message})`);
     process.exitCode = 1;
   }
+}
+
+/** `skillserve scale gateway=4 skill:onnx=2`: asks the running supervisor, waits for the changes. */
+async function scale(config: Config, args: string[]): Promise<void> {
+  const counts: Record<string, number> = {};
+  for (const arg of args) {
+    const m = /^(gateway|dispatcher|skill:[a-z][a-z0-9-]*)=(\d+)$/.exec(arg);
+    if (!m) throw new UsageError(`"${arg}" is not <role>=<count> (gateway=4, dispatcher=2, skill:onnx=2)`);
+    counts[m[1]!] = Number(m[2]);
+  }
+  if (args.length === 0) throw new UsageError('usage: skillserve scale gateway=4 skill:onnx=2');
+  const result = (await askSupervisor(config.RUN_DIR, { cmd: 'scale', counts })) as { changes: string[] };
+  for (const line of result.changes) print(`skillserve: ${line}`);
 }
 
 async function main(): Promise<void> {
@@ -131,6 +155,8 @@ async function main(): Promise<void> {
     }
     case 'status':
       return status(config);
+    case 'scale':
+      return scale(config, process.argv.slice(3));
     case 'keys':
       return keysCommand(config, process.argv.slice(3), print);
     case 'gateway':

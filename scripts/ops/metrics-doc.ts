@@ -10,7 +10,7 @@ import {
 import { SCRAPE_JOBS } from '../../src/observability/scrape-jobs.js';
 import { usage } from './usage.js';
 
-const ROLES: Role[] = ['gateway', 'dispatcher', 'skill'];
+const ROLES: Role[] = ['gateway', 'dispatcher', 'skill', 'supervisor'];
 
 function labelCell(spec: MetricSpec): string {
   const entries = Object.entries(spec.labels);

@@ -33,6 +33,10 @@ export class ManagedProcess {
   adminPort?: number;
   /** The last admin port any run of it reported: where it is scraped (and found down) while it restarts. */
   lastAdminPort?: number;
+  /** A skill's gRPC port, as it reported it over IPC (the health monitor checks it). */
+  grpcPort?: number;
+  /** When the current run started (epoch ms). */
+  startedAt = 0;
 
   constructor(
     readonly spec: ProcessSpec,
@@ -47,6 +51,7 @@ export class ManagedProcess {
     this.stopping = false;
     const fd = openSync(this.spec.logFile, 'a');
     const startedAt = Date.now();
+    this.startedAt = startedAt;
     const child = spawn(this.spec.command, this.spec.args, {
       env: this.spec.env,
       stdio: ['ignore', fd, fd, ...(this.spec.ipc ? (['ipc'] as const) : [])],
@@ -54,8 +59,10 @@ export class ManagedProcess {
     closeSync(fd);
     this.child = child;
     this.adminPort = undefined;
+    this.grpcPort = undefined;
     child.on('message', (message: unknown) => {
       const m = message as { type?: unknown; port?: unknown } | null;
+      if (m?.type === 'grpc' && typeof m.port === 'number') this.grpcPort = m.port;
       if (m?.type === 'admin' && typeof m.port === 'number') {
         this.adminPort = m.port;
         this.lastAdminPort = m.port;
@@ -83,6 +90,11 @@ export class ManagedProcess {
   markStopping(): void {
     this.stopping = true;
     clearTimeout(this.restartTimer);
+  }
+
+  /** Kills a running process outright (a stuck one); it is restarted like any process that died. */
+  kill(): void {
+    this.child?.kill('SIGKILL');
   }
 
   /** Asks the process to stop, and kills it if it has not exited within `timeoutMs`. */

@@ -24,8 +24,8 @@ export interface MonitoringPlan {
   specs: ProcessSpec[];
   prometheusUrl?: string;
   alertmanagerUrl?: string;
-  /** Writes targets/<job>.json from the processes' admin ports; call whenever they change. */
-  writeTargets(processes: readonly ManagedProcess[]): void;
+  /** Writes targets/<job>.json from the processes' admin ports (and the supervisor's own); call whenever they change. */
+  writeTargets(processes: readonly ManagedProcess[], supervisorPort?: number): void;
 }
 
 /** The scrape job of a supervised process, from its name (gateway-1, dispatcher-1, skill-nlp). */
@@ -151,7 +151,11 @@ export function planMonitoring(config: Config, runDir: string, env: NodeJS.Proce
     specs,
     prometheusUrl,
     alertmanagerUrl: alertmanager ? `http://${at(config.ALERTMANAGER_PORT)}` : undefined,
-    writeTargets(processes) {
+    writeTargets(processes, supervisorPort) {
+      write(
+        SCRAPE_JOBS.supervisor,
+        supervisorPort ? [{ targets: [at(supervisorPort)], labels: { instance: 'supervisor' } }] : [],
+      );
       const byJob = new Map<ScrapeJob, { targets: string[]; labels: Record<string, string> }[]>(
         [SCRAPE_JOBS.gateway, SCRAPE_JOBS.dispatcher, SCRAPE_JOBS.skill].map((j) => [j, []]),
       );

@@ -8,6 +8,8 @@ export interface ClusterState {
   endpoint: string;
   prometheusUrl?: string;
   alertmanagerUrl?: string;
+  /** The supervisor's own /metrics port (scaling). */
+  adminPort?: number;
   processes: { name: string; pid?: number; adminPort?: number }[];
 }
 

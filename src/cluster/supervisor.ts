@@ -2,9 +2,18 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import { ensureDevKey } from './dev-key.js';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Registry } from 'prom-client';
+import { serveControl } from './control.js';
+import { HealthMonitor } from './health-monitor.js';
 import { ManagedProcess, type ProcessSpec } from './managed-process.js';
 import { planMonitoring } from './monitoring.js';
-import { nginxParamsFromConfig, renderNginxConfig } from './nginx.js';
+import { nginxParamsFromConfig } from './nginx.js';
+import { gatewayPool, NginxUpstreams, type PoolContext, rolePool } from './pools.js';
+import { Scaler } from './scaler.js';
+import { handleControl } from './status.js';
+import { waitReady } from './wait-ready.js';
 import { checkPortFree, checkPostgres, checkRedis, findNginx, nginxVersion } from './preflight.js';
 import { clearState, isAlive, writeState } from './state.js';
 import { ensureSelfSignedCert } from './tls.js';
@@ -32,6 +41,8 @@ export interface RunningCluster {
   /** The development API key (tenant `dev`) and the file it is kept in. */
   devKey: { key: string; file: string; created: boolean };
   processes: ManagedProcess[];
+  /** The autoscaler and `skillserve scale`'s executor. */
+  scaler: Scaler;
   stop(): Promise<void>;
 }
 
@@ -88,18 +99,14 @@ export async function startCluster({
     ipc: true,
   });
 
-  const specs: ProcessSpec[] = [
-    ...config.SKILLS.map((skill) => role(`skill-${skill}`, 'skill', { SKILL_NAME: skill, SKILL_PORT: '0' })),
-    ...Array.from({ length: config.DISPATCHER_COUNT }, (_, i) => role(`dispatcher-${i + 1}`, 'dispatcher', {})),
-    ...gatewayPorts.map((port, i) => role(`gateway-${i + 1}`, 'gateway', { GATEWAY_PORT: String(port) })),
-  ];
   const nginxConf = join(nginxPrefix, 'nginx.conf');
   const nginxParams = nginxParamsFromConfig(
     // `up` balances over the gateways it starts itself.
     { ...config, NGINX_UPSTREAMS: [], NGINX_RESOLVER: undefined },
     { prefix: nginxPrefix, version: nginxVersion(nginxBin), ...(selfSigned ? { tlsFiles: selfSigned } : {}) },
   );
-  writeFileSync(nginxConf, renderNginxConfig(nginxParams));
+  const upstreams = new NginxUpstreams(nginxConf, nginxParams);
+  upstreams.write(gatewayPorts);
   const nginxSpec: ProcessSpec = {
     name: 'nginx',
     command: nginxBin,
@@ -120,6 +127,7 @@ export async function startCluster({
   };
   const processes: ManagedProcess[] = [];
   let stopped = false;
+  let supervisorPort: number | undefined;
   // A record scheduled by a late event must not recreate the state file (or fail on a run
   // directory removed since) once the cluster has stopped.
   const record = () => {
@@ -130,37 +138,62 @@ export async function startCluster({
       endpoint,
       ...(monitoring.prometheusUrl ? { prometheusUrl: monitoring.prometheusUrl } : {}),
       ...(monitoring.alertmanagerUrl ? { alertmanagerUrl: monitoring.alertmanagerUrl } : {}),
+      ...(supervisorPort ? { adminPort: supervisorPort } : {}),
       processes: processes.map((p) => ({ name: p.spec.name, pid: p.pid, adminPort: p.adminPort })),
     });
     // Prometheus follows the cluster: a target per process, on the admin port it last reported.
-    monitoring.writeTargets(processes);
+    monitoring.writeTargets(processes, supervisorPort);
   };
+  const log = (line: string) => print(`[${new Date().toISOString()}] ${line}`);
   const onEvent = (name: string, event: string) => {
-    print(`[${new Date().toISOString()}] ${name}: ${event}`);
+    log(`${name}: ${event}`);
     // A reported admin port is a new scrape target: at once. Other events settle for a second.
     if (event.startsWith('admin port')) record();
     else setTimeout(record, 1_000).unref();
   };
 
+  const ctx: PoolContext = { config, spec: role, onEvent, processes, record, readyTimeoutMs, log };
+  const skillPools = config.SKILLS.map((skill) => rolePool(ctx, { role: 'skill', skill }));
+  const dispatchers = rolePool(ctx, { role: 'dispatcher' });
+  const gateways = gatewayPool(ctx, upstreams);
+  const scaler = new Scaler(
+    [gateways, ...skillPools, dispatchers],
+    {
+      upCpuPercent: config.SCALE_UP_CPU_PERCENT,
+      upWindowMs: config.SCALE_UP_WINDOW_MS,
+      downCpuPercent: config.SCALE_DOWN_CPU_PERCENT,
+      downWindowMs: config.SCALE_DOWN_WINDOW_MS,
+      cooldownMs: config.SCALE_COOLDOWN_MS,
+    },
+    { enabled: config.AUTOSCALE === 'on', log, all: () => processes },
+  );
+  const health = new HealthMonitor({ host, stuckAfterMs: config.STUCK_AFTER_MS, log, all: () => processes });
+  let ticker: NodeJS.Timeout | undefined;
+  let control: { close(): Promise<void> } | undefined;
+  let metricsServer: Server | undefined;
+
   const stop = async () => {
+    clearInterval(ticker);
+    await control?.close();
+    metricsServer?.close();
     // Ctrl-C also reaches every child directly: none of them may be restarted from here on.
     for (const p of processes) p.markStopping();
-    // Reverse order of start: nginx stops taking traffic first, skills go last.
-    for (const p of [...processes].reverse()) await p.stop(config.SHUTDOWN_TIMEOUT_MS + 2_000);
+    // nginx stops taking traffic first, then the monitoring, gateways, dispatchers; skills go last.
+    for (const p of [...processes].sort((a, b) => stopRank(a) - stopRank(b)))
+      await p.stop(config.SHUTDOWN_TIMEOUT_MS + 2_000);
     stopped = true;
     clearState(runDir);
   };
 
   try {
-    for (const spec of specs) {
-      const p = new ManagedProcess(spec, onEvent);
-      processes.push(p);
-      p.start();
-    }
+    for (const pool of skillPools) pool.start(config.SKILL_REPLICAS);
+    dispatchers.start(config.DISPATCHER_COUNT);
+    gateways.start(config.GATEWAY_COUNT);
     record();
     const deadline = Date.now() + readyTimeoutMs;
     await Promise.all(gatewayPorts.map((port) => waitReady(`http://${host}:${port}/readyz`, deadline)));
     const nginx = new ManagedProcess(nginxSpec, onEvent);
+    upstreams.process = nginx;
     processes.push(nginx);
     nginx.start();
     record();
@@ -170,9 +203,17 @@ export async function startCluster({
       processes.push(p);
       p.start();
     }
+    metricsServer = await serveMetrics(scaler.registry, host);
+    supervisorPort = (metricsServer.address() as AddressInfo).port;
     record();
     if (monitoring.alertmanagerUrl) await waitReady(`${monitoring.alertmanagerUrl}/-/ready`, deadline);
     if (monitoring.prometheusUrl) await waitReady(`${monitoring.prometheusUrl}/-/ready`, deadline);
+    control = await serveControl(runDir, (req) => handleControl(req, scaler, endpoint, WILDCARD.has(host) ? '127.0.0.1' : host));
+    ticker = setInterval(() => {
+      scaler.tick();
+      void health.tick();
+    }, config.SCALE_SAMPLE_MS);
+    ticker.unref();
   } catch (err) {
     await stop();
     throw err;
@@ -184,25 +225,41 @@ export async function startCluster({
     alertmanagerUrl: monitoring.alertmanagerUrl,
     devKey,
     processes,
+    scaler,
     stop,
   };
 }
 
-/** Polls `url` until it answers 200 or the deadline passes; the error names the last answer. */
-export async function waitReady(url: string, deadline: number): Promise<void> {
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(url, { signal: AbortSignal.timeout(2_000) });
-      const body = await res.text();
-      if (res.ok) return;
-      last = `${res.status} ${body.slice(0, 300)}`;
-    } catch (err) {
-      last = (err as Error).message;
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`${url} did not become ready: ${last}. Logs are in the run directory's logs/.`);
+const WILDCARD = new Set(['0.0.0.0', '::', '[::]']);
+
+/** Stop order: nginx first (no new traffic), then monitoring, gateways, dispatchers, skills. */
+function stopRank(p: ManagedProcess): number {
+  const n = p.spec.name;
+  if (n === 'nginx') return 0;
+  if (n.startsWith('gateway-')) return 2;
+  if (n.startsWith('dispatcher-')) return 3;
+  if (n.startsWith('skill-')) return 4;
+  return 1;
+}
+
+/** Kept here too: benchmarks import it from the supervisor. */
+export { waitReady };
+
+/** The supervisor's own /metrics (replicas, scaling decisions), for Prometheus's supervisor job. */
+async function serveMetrics(registry: Registry, host: string): Promise<Server> {
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') return void res.writeHead(404).end();
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      () => res.writeHead(500).end(),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, host, () => resolve());
+  });
+  server.unref();
+  return server;
 }
 
 /** An nginx left behind by a supervisor that was killed outright still holds our port. */

@@ -306,6 +306,29 @@ export const configSchema = z.object({
   REDIS_EXPORTER_PORT: port(9121),
   POSTGRES_EXPORTER_PORT: port(9187),
 
+  // --- autoscaling and the health monitor (`skillserve up`; Kubernetes uses its HPA instead)
+  /** `off`: the supervisor keeps the counts it was given (and `skillserve scale` sets). */
+  AUTOSCALE: z.enum(['on', 'off']).default('on'),
+  /** Gateways never fewer or more than these (the autoscaler's bounds; `scale` may go below the floor). */
+  GATEWAY_MIN: positiveInt(2),
+  GATEWAY_MAX: positiveInt(10),
+  /** Replicas of each skill (SKILLS) `up` starts, and the autoscaler's bounds for them. */
+  SKILL_REPLICAS: positiveInt(1),
+  SKILL_REPLICAS_MIN: positiveInt(1),
+  SKILL_REPLICAS_MAX: positiveInt(4),
+  /** A role whose average CPU (% of one core per process) stays above this for the up window gets one more. */
+  SCALE_UP_CPU_PERCENT: z.coerce.number().gt(0).max(100).default(70),
+  SCALE_UP_WINDOW_MS: positiveInt(300_000),
+  /** …and one fewer when it stays below this for the down window. */
+  SCALE_DOWN_CPU_PERCENT: z.coerce.number().min(0).max(100).default(30),
+  SCALE_DOWN_WINDOW_MS: positiveInt(600_000),
+  /** No step within this long of the role's previous one. */
+  SCALE_COOLDOWN_MS: positiveInt(60_000),
+  /** How often the supervisor samples CPU (from /proc) and probes health. */
+  SCALE_SAMPLE_MS: positiveInt(5_000),
+  /** A gateway whose /healthz (or a skill whose gRPC health) has not answered SERVING for this long is restarted. */
+  STUCK_AFTER_MS: positiveInt(30_000),
+
   // --- process lifecycle
   SHUTDOWN_TIMEOUT_MS: positiveInt(10_000),
   /** Where the local supervisor keeps nginx's prefix, logs and its pid file. */
@@ -357,6 +380,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     problems.push(
       `TLS_PORT: must differ from PUBLIC_PORT, which keeps plain HTTP on 127.0.0.1 (got ${config.TLS_PORT})`,
     );
+  if (config.GATEWAY_MIN > config.GATEWAY_MAX) problems.push('GATEWAY_MIN: must not exceed GATEWAY_MAX');
+  if (config.SKILL_REPLICAS_MIN > config.SKILL_REPLICAS_MAX)
+    problems.push('SKILL_REPLICAS_MIN: must not exceed SKILL_REPLICAS_MAX');
+  if (config.SCALE_DOWN_CPU_PERCENT >= config.SCALE_UP_CPU_PERCENT)
+    problems.push('SCALE_DOWN_CPU_PERCENT: must be below SCALE_UP_CPU_PERCENT');
   if (problems.length > 0) throw new ConfigError(problems);
   if (config.REDIS_PASSWORD) config.REDIS_URL = withPassword(config.REDIS_URL, config.REDIS_PASSWORD);
   if (config.DATABASE_PASSWORD) config.DATABASE_URL = withPassword(config.DATABASE_URL, config.DATABASE_PASSWORD);

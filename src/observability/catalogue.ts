@@ -9,7 +9,7 @@
  * label is set.
  */
 
-export type Role = 'gateway' | 'dispatcher' | 'skill';
+export type Role = 'gateway' | 'dispatcher' | 'skill' | 'supervisor';
 export type MetricType = 'counter' | 'gauge' | 'histogram';
 
 /** What values a label may take: an enumerated set, or names from a bounded, configured set. */
@@ -69,6 +69,12 @@ export const LABELS = {
   phase: {
     doc: 'a phase of the request path, as in the `Server-Timing` header',
     values: ['auth', 'limit', 'cache', 'queue', 'batch', 'skill', 'total'],
+  },
+  scaled_role: { doc: 'a role the supervisor scales', values: ['gateway', 'dispatcher', 'skill'] },
+  scale_direction: { doc: 'a scaling step', values: ['up', 'down'] },
+  scale_reason: {
+    doc: "why: the role's CPU stayed above (`cpu_high`) or below (`cpu_low`) its threshold, or `skillserve scale`",
+    values: ['cpu_high', 'cpu_low', 'manual'],
   },
   version_label: { doc: 'skillserve version (package version and git revision)', bound: 1 },
 } as const satisfies Record<string, LabelSpec>;
@@ -335,6 +341,22 @@ export const METRICS = {
     roles: ['dispatcher'],
   }),
 
+  // --- supervisor (`skillserve up`): scaling. Its registry has no `role` default label: `role` is the scaled role.
+  replicas: m({
+    name: 'skillserve_replicas',
+    type: 'gauge',
+    help: 'Processes the supervisor runs per role (and skill, empty for other roles)',
+    labels: { role: 'scaled_role', skill: 'skill' },
+    roles: ['supervisor'],
+  }),
+  scalingDecisions: m({
+    name: 'skillserve_scaling_decisions_total',
+    type: 'counter',
+    help: 'Replicas the supervisor added (up) or removed (down), by role, skill and reason (cpu_high, cpu_low, manual)',
+    labels: { role: 'scaled_role', skill: 'skill', direction: 'scale_direction', reason: 'scale_reason' },
+    roles: ['supervisor'],
+  }),
+
   // --- skill
   skillCall: m({
     name: 'skillserve_skill_call_duration_seconds',
@@ -380,7 +402,7 @@ export type MetricKey = keyof typeof METRICS;
 export const DEFAULT_METRIC_PREFIXES = ['process_', 'nodejs_'] as const;
 
 /** Most series one process of each role may export (a test holds the roles to it under random input). */
-export const SERIES_BUDGET: Record<Role, number> = { gateway: 1_500, dispatcher: 800, skill: 500 };
+export const SERIES_BUDGET: Record<Role, number> = { gateway: 1_500, dispatcher: 800, skill: 500, supervisor: 200 };
 
 /** The exported series names of a catalogue metric (histograms: _bucket, _sum, _count). */
 export function seriesNames(spec: Pick<MetricSpec, 'name' | 'type'>): string[] {

@@ -6,6 +6,7 @@ export const SCRAPE_JOBS = {
   gateway: 'skillserve-gateway',
   dispatcher: 'skillserve-dispatcher',
   skill: 'skillserve-skill',
+  supervisor: 'skillserve-supervisor',
   nginx: 'nginx',
   redis: 'redis',
   postgres: 'postgres',

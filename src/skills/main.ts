@@ -31,6 +31,8 @@ export async function runSkill(config: Config): Promise<void> {
   });
 
   const port = await server.start(config.HOST, config.SKILL_PORT);
+  // Tells the local supervisor (when there is one) where its health monitor checks gRPC health.
+  process.send?.({ type: 'grpc', port });
   // What the registry tells dispatchers and gateways to dial: not a wildcard bind address.
   const address = hostPort(advertisedHost(config), port);
   const instance = instanceId(config, `skill-${name}`, port);

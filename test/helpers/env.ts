@@ -64,6 +64,8 @@ export async function testConfig(
     NGINX_STATUS_PORT: String(statusPort),
     // A Prometheus per test cluster is the monitoring tests' business (they turn it on).
     PROMETHEUS: 'off',
+    // Scaling is the scaling tests' business: a busy shared machine must not resize other tests' clusters.
+    AUTOSCALE: 'off',
     LOG_LEVEL: 'warn',
     REQUEST_TIMEOUT_MS: '8000',
     SKILL_TTL_MS: '2000',

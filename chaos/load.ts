@@ -1,0 +1,141 @@
+/**
+ * A bounded, closed-loop load generator for the chaos suite (and tests): `concurrency` workers
+ * send a mix of cache hits, misses and async jobs to one endpoint on 127.0.0.1 until stopped or
+ * until `maxMs` passes. It counts every answer by status and keeps each latency; accepted async
+ * jobs are remembered so a scenario can check none was lost.
+ */
+export interface LoadOptions {
+  endpoint: string;
+  key: string;
+  concurrency: number;
+  /** Hard bound: the generator stops by itself after this long. */
+  maxMs: number;
+  /** Shares of the mix (they need not add up to 1). */
+  mix?: { hit: number; miss: number; job: number };
+  skill?: string;
+  /** Per-request client timeout; a request still unanswered then counts as `timeout`. */
+  timeoutMs?: number;
+}
+
+export interface LoadResult {
+  sent: number;
+  /** By status code, or `network` (connection refused/reset) and `timeout`. */
+  byStatus: Record<string, number>;
+  /** Requests that got neither a 2xx nor a deliberate 429/503 with Retry-After. */
+  failed: number;
+  /** 429/503 with Retry-After: refused at once, as designed. */
+  shed: number;
+  latenciesMs: number[];
+  /** Async jobs the cluster accepted (202), by id. */
+  acceptedJobs: string[];
+  /** Served from an expired cache entry (X-Cache: stale) or a degraded rung (X-Degraded). */
+  degraded: number;
+  durationMs: number;
+}
+
+export interface RunningLoad {
+  /** Stops the workers, waits for requests in flight, and returns what happened. */
+  stop(): Promise<LoadResult>;
+  /** Figures so far (while running). */
+  snapshot(): LoadResult;
+}
+
+const HIT = 'My sister Maria lives in Madrid and loves her new job.';
+
+export function startLoad(opts: LoadOptions): RunningLoad {
+  const mix = opts.mix ?? { hit: 0.5, miss: 0.4, job: 0.1 };
+  const total = mix.hit + mix.miss + mix.job;
+  const skill = opts.skill ?? 'nlp';
+  const started = performance.now();
+  const result: LoadResult = {
+    sent: 0,
+    byStatus: {},
+    failed: 0,
+    shed: 0,
+    latenciesMs: [],
+    acceptedJobs: [],
+    degraded: 0,
+    durationMs: 0,
+  };
+  let running = true;
+  let seq = 0;
+  const headers = { authorization: `Bearer ${opts.key}`, 'content-type': 'application/json' };
+  const count = (what: string) => (result.byStatus[what] = (result.byStatus[what] ?? 0) + 1);
+
+  const one = async () => {
+    const r = Math.random() * total;
+    const kind = r < mix.hit ? 'hit' : r < mix.hit + mix.miss ? 'miss' : 'job';
+    const input = kind === 'hit' ? HIT : `Load ${process.pid} ${seq++}: the weather in Lisbon is lovely today.`;
+    const body = JSON.stringify(kind === 'job' ? { skill, input, task: 'sentiment' } : { input, task: 'sentiment' });
+    const url = kind === 'job' ? `${opts.endpoint}/v1/jobs` : `${opts.endpoint}/v1/skills/${skill}/infer`;
+    const t0 = performance.now();
+    result.sent++;
+    try {
+      const res = await fetch(url, {
+        method: 'POST',
+        headers,
+        body,
+        signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
+      });
+      const text = await res.text();
+      result.latenciesMs.push(performance.now() - t0);
+      count(String(res.status));
+      if (res.headers.get('x-cache') === 'stale' || res.headers.get('x-degraded')) result.degraded++;
+      if (res.status === 202) {
+        const id = (JSON.parse(text) as { id?: string }).id;
+        if (id) result.acceptedJobs.push(id);
+      }
+      if (res.ok) return;
+      if ((res.status === 429 || res.status === 503) && res.headers.get('retry-after')) result.shed++;
+      else result.failed++;
+    } catch (err) {
+      result.latenciesMs.push(performance.now() - t0);
+      count((err as Error).name === 'TimeoutError' ? 'timeout' : 'network');
+      result.failed++;
+    }
+  };
+
+  const workers = Array.from({ length: opts.concurrency }, async () => {
+    while (running && performance.now() - started < opts.maxMs) await one();
+  });
+  const done = Promise.all(workers);
+  const snapshot = () => ({ ...result, durationMs: performance.now() - started });
+  return {
+    snapshot,
+    async stop() {
+      running = false;
+      await done;
+      return snapshot();
+    },
+  };
+}
+
+/** Waits until each accepted job reaches a final state; returns the ids that did not (lost). */
+export async function unfinishedJobs(endpoint: string, key: string, ids: string[], waitMs: number): Promise<string[]> {
+  const deadline = Date.now() + waitMs;
+  let pending = [...ids];
+  while (pending.length > 0 && Date.now() < deadline) {
+    const still: string[] = [];
+    for (const id of pending) {
+      try {
+        const res = await fetch(`${endpoint}/v1/jobs/${id}`, {
+          headers: { authorization: `Bearer ${key}` },
+          signal: AbortSignal.timeout(5_000),
+        });
+        const body = (await res.json()) as { state?: string };
+        if (!(res.ok && (body.state === 'completed' || body.state === 'failed'))) still.push(id);
+      } catch {
+        still.push(id);
+      }
+    }
+    pending = still;
+    if (pending.length > 0) await new Promise((r) => setTimeout(r, 500));
+  }
+  return pending;
+}
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
