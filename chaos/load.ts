@@ -28,6 +28,12 @@ export interface LoadResult {
   latenciesMs: number[];
   /** Async jobs the cluster accepted (202), by id. */
   acceptedJobs: string[];
+  /**
+   * Requests sent a second time because the connection closed before any answer came (nginx
+   * closes idle keep-alive connections when it reloads or a process dies). Safe: inference is
+   * idempotent and every job carries an Idempotency-Key, so a retried job never runs twice.
+   */
+  retried: number;
   /** Served from an expired cache entry (X-Cache: stale) or a degraded rung (X-Degraded). */
   degraded: number;
   durationMs: number;
@@ -55,6 +61,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     latenciesMs: [],
     acceptedJobs: [],
     degraded: 0,
+    retried: 0,
     durationMs: 0,
   };
   let running = true;
@@ -68,18 +75,38 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     const input = kind === 'hit' ? HIT : `Load ${process.pid} ${seq++}: the weather in Lisbon is lovely today.`;
     const body = JSON.stringify(kind === 'job' ? { skill, input, task: 'sentiment' } : { input, task: 'sentiment' });
     const url = kind === 'job' ? `${opts.endpoint}/v1/jobs` : `${opts.endpoint}/v1/skills/${skill}/infer`;
+    const jobHeaders: Record<string, string> = kind === 'job' ? { 'idempotency-key': `load-${process.pid}-${seq++}` } : {};
     const t0 = performance.now();
     result.sent++;
-    try {
-      const res = await fetch(url, {
+    const send = () =>
+      fetch(url, {
         method: 'POST',
-        headers,
+        headers: { ...headers, ...jobHeaders },
         body,
         signal: AbortSignal.timeout(opts.timeoutMs ?? 20_000),
       });
+    try {
+      let res: Response | undefined;
+      // Up to three attempts: every idle connection the reloading worker held closes at once.
+      for (let attempt = 1; !res; attempt++) {
+        try {
+          res = await send();
+        } catch (err) {
+          if (attempt >= 3 || !closedBeforeAnswer(err)) throw err;
+          result.retried++;
+        }
+      }
       const text = await res.text();
       result.latenciesMs.push(performance.now() - t0);
-      count(String(res.status));
+      let code = '';
+      if (!res.ok) {
+        try {
+          code = `:${(JSON.parse(text) as { error?: { code?: string } }).error?.code ?? ''}`;
+        } catch {
+          code = '';
+        }
+      }
+      count(`${res.status}${code}`);
       if (res.headers.get('x-cache') === 'stale' || res.headers.get('x-degraded')) result.degraded++;
       if (res.status === 202) {
         const id = (JSON.parse(text) as { id?: string }).id;
@@ -90,7 +117,8 @@ export function startLoad(opts: LoadOptions): RunningLoad {
       else result.failed++;
     } catch (err) {
       result.latenciesMs.push(performance.now() - t0);
-      count((err as Error).name === 'TimeoutError' ? 'timeout' : 'network');
+      const cause = (err as { cause?: { code?: string } }).cause?.code;
+      count((err as Error).name === 'TimeoutError' ? 'timeout' : `network${cause ? `:${cause}` : ''}`);
       result.failed++;
     }
   };
@@ -132,6 +160,12 @@ export async function unfinishedJobs(endpoint: string, key: string, ids: string[
     if (pending.length > 0) await new Promise((r) => setTimeout(r, 500));
   }
   return pending;
+}
+
+/** The connection closed (or was refused) before any answer: undici's socket errors, a reset. */
+function closedBeforeAnswer(err: unknown): boolean {
+  const code = (err as { cause?: { code?: string } }).cause?.code;
+  return code === 'UND_ERR_SOCKET' || code === 'ECONNRESET' || code === 'ECONNREFUSED' || code === 'EPIPE';
 }
 
 export function percentile(values: number[], p: number): number {
