@@ -75,7 +75,8 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     const input = kind === 'hit' ? HIT : `Load ${process.pid} ${seq++}: the weather in Lisbon is lovely today.`;
     const body = JSON.stringify(kind === 'job' ? { skill, input, task: 'sentiment' } : { input, task: 'sentiment' });
     const url = kind === 'job' ? `${opts.endpoint}/v1/jobs` : `${opts.endpoint}/v1/skills/${skill}/infer`;
-    const jobHeaders: Record<string, string> = kind === 'job' ? { 'idempotency-key': `load-${process.pid}-${seq++}` } : {};
+    const jobHeaders: Record<string, string> =
+      kind === 'job' ? { 'idempotency-key': `load-${process.pid}-${seq++}` } : {};
     const t0 = performance.now();
     result.sent++;
     const send = () =>

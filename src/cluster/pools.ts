@@ -62,7 +62,10 @@ export class NginxUpstreams {
   write(ports: number[]): void {
     writeFileSync(
       this.confFile,
-      renderNginxConfig({ ...this.params, gateways: ports.map((port) => ({ host: this.params.gateways[0]!.host, port })) }),
+      renderNginxConfig({
+        ...this.params,
+        gateways: ports.map((port) => ({ host: this.params.gateways[0]!.host, port })),
+      }),
     );
   }
 
@@ -140,8 +143,7 @@ export function rolePool(
   const members: ManagedProcess[] = [];
   const skill = what.role === 'skill' ? what.skill : undefined;
   // The first replica keeps the name it always had: skill-nlp; then skill-nlp-2, …
-  const name = (i: number) =>
-    skill ? (i === 1 ? `skill-${skill}` : `skill-${skill}-${i}`) : `dispatcher-${i}`;
+  const name = (i: number) => (skill ? (i === 1 ? `skill-${skill}` : `skill-${skill}-${i}`) : `dispatcher-${i}`);
   const add = (i: number) =>
     launch(ctx, ctx.spec(name(i), what.role, skill ? { SKILL_NAME: skill, SKILL_PORT: '0' } : {}));
   const autoscale = Boolean(skill);

@@ -86,12 +86,19 @@ export function formatStatus(s: ClusterStatus): string[] {
     lines.push(
       `${p.name.padEnd(20)} ${String(p.pid ?? '-').padEnd(8)} ${p.state.padEnd(8)} ${(p.cpuPercent === undefined ? '-' : `${p.cpuPercent} %`).padStart(7)} ${mb(p.rssBytes).padStart(8)} ${String(p.restarts).padStart(8)} ${dur(p.uptimeS).padStart(7)}`,
     );
-  lines.push('', `${'role'.padEnd(14)} ${'replicas'.padEnd(9)} ${'bounds'.padEnd(7)} ${'cpu'.padStart(7)}  last decision`);
+  lines.push(
+    '',
+    `${'role'.padEnd(14)} ${'replicas'.padEnd(9)} ${'bounds'.padEnd(7)} ${'cpu'.padStart(7)}  last decision`,
+  );
   for (const p of s.pools) {
     const d = p.lastDecision;
     lines.push(
       `${p.key.padEnd(14)} ${String(p.replicas).padEnd(9)} ${`${p.bounds.min}-${p.bounds.max}`.padEnd(7)} ${(p.cpuPercent === undefined ? '-' : `${p.cpuPercent} %`).padStart(7)}  ${
-        d ? `${d.action} (${d.reason}) ${d.detail}, ${new Date(d.at).toISOString()}` : p.autoscale ? 'none yet' : 'not autoscaled'
+        d
+          ? `${d.action} (${d.reason}) ${d.detail}, ${new Date(d.at).toISOString()}`
+          : p.autoscale
+            ? 'none yet'
+            : 'not autoscaled'
       }`,
     );
   }

@@ -1,4 +1,4 @@
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Config } from '../config/index.js';
 import { ensureDevKey } from './dev-key.js';
@@ -208,7 +208,9 @@ export async function startCluster({
     record();
     if (monitoring.alertmanagerUrl) await waitReady(`${monitoring.alertmanagerUrl}/-/ready`, deadline);
     if (monitoring.prometheusUrl) await waitReady(`${monitoring.prometheusUrl}/-/ready`, deadline);
-    control = await serveControl(runDir, (req) => handleControl(req, scaler, endpoint, WILDCARD.has(host) ? '127.0.0.1' : host));
+    control = await serveControl(runDir, (req) =>
+      handleControl(req, scaler, endpoint, WILDCARD.has(host) ? '127.0.0.1' : host),
+    );
     ticker = setInterval(() => {
       scaler.tick();
       void health.tick();

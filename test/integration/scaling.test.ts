@@ -84,7 +84,10 @@ describe('scaling a running cluster (skillserve scale, status, the stuck-process
 
   it('rejects counts outside the bounds and unknown roles, changing nothing', async () => {
     await assert.rejects(askSupervisor(t.config.RUN_DIR, { cmd: 'scale', counts: { gateway: 4 } }), /between 1 and 3/);
-    await assert.rejects(askSupervisor(t.config.RUN_DIR, { cmd: 'scale', counts: { 'skill:nope': 2 } }), /no such pool/);
+    await assert.rejects(
+      askSupervisor(t.config.RUN_DIR, { cmd: 'scale', counts: { 'skill:nope': 2 } }),
+      /no such pool/,
+    );
     assert.equal(upstreams().length, 2);
   });
 
@@ -109,14 +112,23 @@ describe('scaling a running cluster (skillserve scale, status, the stuck-process
     const before = gw.restarts;
     process.kill(gw.pid!, 'SIGSTOP');
     await eventually(async () => assert.ok(gw.restarts > before && gw.adminPort, 'restarted'), { timeoutMs: 30_000 });
-    assert.ok(cluster.events.some((e) => /gateway-2: stuck \(\/healthz not answering\)/.test(e)), 'logged');
+    assert.ok(
+      cluster.events.some((e) => /gateway-2: stuck \(\/healthz not answering\)/.test(e)),
+      'logged',
+    );
   });
 
   it('exports the replica counts and scaling decisions on the supervisor’s /metrics', async () => {
     const state = JSON.parse(readFileSync(join(t.config.RUN_DIR, 'cluster.json'), 'utf8')) as { adminPort: number };
     const text = await (await fetch(`http://127.0.0.1:${state.adminPort}/metrics`)).text();
     assert.match(text, /skillserve_replicas\{role="gateway",skill=""\} 2/);
-    assert.match(text, /skillserve_scaling_decisions_total\{role="gateway",skill="",direction="up",reason="manual"\} 1/);
-    assert.match(text, /skillserve_scaling_decisions_total\{role="skill",skill="nlp",direction="down",reason="manual"\} 1/);
+    assert.match(
+      text,
+      /skillserve_scaling_decisions_total\{role="gateway",skill="",direction="up",reason="manual"\} 1/,
+    );
+    assert.match(
+      text,
+      /skillserve_scaling_decisions_total\{role="skill",skill="nlp",direction="down",reason="manual"\} 1/,
+    );
   });
 });
