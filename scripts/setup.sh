@@ -9,6 +9,7 @@
 #   not started),
 #   openssl (TLS=on makes a self-signed certificate), docker-compose (parses docker-compose-ml.yml
 #   without an engine, for the offline checks of the deployment files),
+#   Locust from Debian (python3-locust) for the load tests (npm run loadtest, and its smoke profile in npm test),
 #   wrk from Debian when `--bench` is given.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,6 +58,7 @@ for bin in prometheus promtool prometheus-alertmanager amtool prometheus-nginx-e
   *) missing+=("$bin") ;;
   esac
 done
+command -v locust >/dev/null 2>&1 || [ -x /usr/bin/locust ] || missing+=(python3-locust)
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d

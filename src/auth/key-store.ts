@@ -98,6 +98,16 @@ export class KeyStore {
     return rowCount ?? 0;
   }
 
+  /**
+   * Deletes tenants by name with their keys and stored facts (ON DELETE CASCADE): what a load
+   * test created for itself. Returns how many tenants were deleted.
+   */
+  async deleteTenants(names: string[]): Promise<number> {
+    if (names.length === 0) return 0;
+    const { rowCount } = await this.pool.query('DELETE FROM tenants WHERE name = ANY($1::text[])', [names]);
+    return rowCount ?? 0;
+  }
+
   /** The principal for a key hash; `revoked` for a revoked key; undefined for an unknown one. */
   async lookup(hash: Buffer): Promise<Principal | 'revoked' | undefined> {
     const { rows } = await this.pool.query<{
