@@ -78,7 +78,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     if (dot < 1 || !skillNamePattern.test(skill) || !jobIdPattern.test(jobId)) throw notFound;
     const job = await jobs.getJob(skill, jobId);
     if (!job || job.data.tenantId !== req.principal.tenantId) throw notFound;
-    res.json(await describeJob(id, job));
+    res.json(await describeJob(id, job, () => jobs.getJob(skill, jobId)));
   });
 
   return router;
@@ -123,8 +123,15 @@ const publicState: Record<string, string> = {
   failed: 'failed',
 };
 
-async function describeJob(id: string, job: Job<InferJobData, InferJobResult>) {
+async function describeJob(
+  id: string,
+  job: Job<InferJobData, InferJobResult>,
+  reload?: () => Promise<Job<InferJobData, InferJobResult> | undefined>,
+) {
   const state = publicState[await job.getState()] ?? 'unknown';
+  // A job that finished between the read of its data and the read of its state would show as
+  // completed without its result (seen under load): read its data again.
+  if ((state === 'completed' || state === 'failed') && !job.finishedOn && reload) job = (await reload()) ?? job;
   const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
   const result = state === 'completed' ? (job.returnvalue as InferJobResult | null) : null;
   return {
