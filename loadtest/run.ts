@@ -23,6 +23,7 @@ import { errorLines, latencyTable, ms, num, pct, provenance, runContext, sharedN
 import { loadScenario, profileOf } from './lib/scenario.js';
 import { failedThresholds, type Sample, summarize, type Summary } from './lib/stats.js';
 import { openTarget } from './lib/target.js';
+import { prometheusQuantileMs } from './lib/server-view.js';
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -134,6 +135,7 @@ async function main(): Promise<number> {
         target,
         generator: `${locustVersion(bin)} (${workers > 0 ? `master + ${workers} workers` : 'one process'}, FastHttpUser)`,
         keys: { count: keys.keys.length, tenants },
+        originMs,
       });
     } finally {
       const removed = await removeKeys(target.config, keys, keysPath);
@@ -159,6 +161,7 @@ interface ReportInput {
   target: Awaited<ReturnType<typeof openTarget>>;
   generator: string;
   keys: { count: number; tenants: number };
+  originMs: number;
 }
 
 /** Prints the figures (and writes docs for the brief's profile); returns the exit code. */
@@ -173,7 +176,8 @@ async function report(r: ReportInput): Promise<number> {
   const server = first && last && last !== first ? serverWindow(first, last) : undefined;
   const failures = failedThresholds(client, r.thresholds);
   if (r.locustExit !== 0 && failures.length === 0) failures.push(`Locust exited with code ${r.locustExit}`);
-  const body = describe(r, client, server);
+  const prometheus = await fromPrometheus(r.originMs + fromMs, r.originMs + toMs);
+  const body = describe(r, client, server, prometheus);
   print(`\n${body}\n`);
   print(`Locust's HTML report: ${r.htmlReport}`);
   if (r.writeDocs) {
@@ -209,7 +213,25 @@ async function report(r: ReportInput): Promise<number> {
   return 0;
 }
 
-function describe(r: ReportInput, c: Summary, s: ServerWindow | undefined): string {
+/**
+ * The gateways' quantiles as Prometheus has them over the measured window, when
+ * LOADTEST_PROMETHEUS_URL names one (it scrapes whatever its configuration says: the same cluster,
+ * one hopes). Undefined without it; an error is reported, not fatal.
+ */
+async function fromPrometheus(fromMs: number, toMs: number): Promise<string | undefined> {
+  const url = process.env.LOADTEST_PROMETHEUS_URL;
+  if (!url) return undefined;
+  try {
+    const q = await Promise.all(
+      [0.5, 0.95, 0.99].map((p) => prometheusQuantileMs(url, p, (toMs - fromMs) / 1000, toMs / 1000)),
+    );
+    return `Prometheus (${url}) over the same window: p50 ${ms(q[0]!)}, p95 ${ms(q[1]!)}, p99 ${ms(q[2]!)}.`;
+  } catch (err) {
+    return `Prometheus (${url}) could not be asked: ${(err as Error).message}.`;
+  }
+}
+
+function describe(r: ReportInput, c: Summary, s: ServerWindow | undefined, prometheus?: string): string {
   const p = r.profile;
   const goal = loadScenario().goal;
   const cores = s?.cores ?? {};
@@ -233,6 +255,7 @@ function describe(r: ReportInput, c: Summary, s: ServerWindow | undefined): stri
         `interpolated within buckets as Prometheus does): ${num(s.requests)} requests, p50 ${ms(s.p50)}, p95 ${ms(s.p95)}, ` +
         `p99 ${ms(s.p99)}; ${num(s.cacheHits)} cache hits counted by the gateways.`
       : "**Server side**: not available (the gateways' admin ports are unknown for this target).",
+    ...(prometheus ? ['', prometheus] : []),
     '',
     `**Probe** (an independent client sending one cached request every 500 ms on its own key): hit p50 ` +
       `${ms(r.probe.hit.p50)}, p95 ${ms(r.probe.hit.p95)}, p99 ${ms(r.probe.hit.p99)} over ${num(r.probe.hit.count)} requests` +
@@ -245,6 +268,7 @@ function describe(r: ReportInput, c: Summary, s: ServerWindow | undefined): stri
       : '',
     '',
     verdict(c, s, r.probe.hit.p95, goal, r.profile.thresholds),
+    locustAdvice(cores.generator ?? NaN),
   ].join('\n');
 }
 
@@ -267,12 +291,28 @@ function verdict(
   );
   if (s && Number.isFinite(s.p95)) {
     const gap = c.overall.p95 - s.p95;
+    const outside = gap > Math.max(2, s.p95);
     lines.push(
       `- What bounds the client's p95 (${ms(c.overall.p95)}): the gateways took ${ms(s.p95)} at p95 and the light probe saw ` +
-        `${ms(probeP95)} for a hit, so ${gap > Math.max(2, s.p95) ? `most of it (${ms(gap)}) is spent outside the gateways: in nginx, the kernel and above all the generator's own event loop competing for the same cores` : "it is the cluster's own time"}.`,
+        `${ms(probeP95)} for a hit, so ` +
+        (outside
+          ? `most of it (${ms(gap)}) is spent outside the gateways: in nginx, the kernel's queues and the generator's own event loop, all on the same cores.`
+          : `it is the cluster's own time (the gateways' histogram covers the request path behind nginx), on cores it shares with the generator${s.cores.other && s.cores.other > 0.15 ? ' and with other work on the machine' : ''}.`),
     );
   }
   return lines.join('\n');
+}
+
+/**
+ * When one Locust process needs master + workers: above about half a core its gevent loop starts
+ * to queue the requests it times, and its figures grow with its own load rather than the cluster's.
+ */
+function locustAdvice(generatorCores: number): string {
+  if (!Number.isFinite(generatorCores)) return '';
+  return generatorCores > 0.5
+    ? `- Locust used ${generatorCores.toFixed(2)} cores in one process: above half a core its own event loop adds to the latencies it reports. ` +
+        'Run a master with workers (LOADTEST_LOCUST_WORKERS=N) on cores the cluster does not need, or Locust on another machine.'
+    : `- One Locust process was enough: it used ${generatorCores.toFixed(2)} cores (workers pay off above about half a core per process, and only on cores the cluster does not need).`;
 }
 
 /** One row of brief-timeseries.csv: a monitor window with the client's figures over the same interval. */
