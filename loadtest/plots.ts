@@ -24,8 +24,11 @@ const CPU_SERIES: Record<string, string> = {
   cluster_cores: 'cluster',
   generator_cores: 'generator',
   redis_cores: 'Redis',
+  postgres_cores: 'Postgres',
   other_cores: 'other processes',
 };
+/** Legends name whole series, not a truncated start of them. */
+const legend = { labelLimit: 400 };
 
 /** Long form (one row per point and series) of the chosen columns, leaving out empty cells. */
 function long(rows: Rows, x: string, series: Record<string, string>) {
@@ -52,7 +55,8 @@ const goalRules = (thresholds: number[]) => ({
 
 export function briefSpec(rows: Rows): TopLevelSpec {
   const latency = long(rows, 't_s', LATENCY_SERIES);
-  const cpu = long(rows, 't_s', CPU_SERIES);
+  const order = Object.values(CPU_SERIES);
+  const cpu = long(rows, 't_s', CPU_SERIES).map((p) => ({ ...p, order: order.indexOf(p.series) }));
   return {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: "The brief's scenario: latency and CPU over time (5 s windows)",
@@ -67,7 +71,7 @@ export function briefSpec(rows: Rows): TopLevelSpec {
             encoding: {
               x: { field: 'x', type: 'quantitative', title: 'seconds since start' },
               y: { field: 'value', type: 'quantitative', title: 'latency (ms, log)', scale: { type: 'log' } },
-              color: { field: 'series', type: 'nominal', title: null },
+              color: { field: 'series', type: 'nominal', title: null, legend },
             },
           },
           goalRules([20, 200]),
@@ -81,7 +85,9 @@ export function briefSpec(rows: Rows): TopLevelSpec {
         encoding: {
           x: { field: 'x', type: 'quantitative', title: 'seconds since start' },
           y: { field: 'value', type: 'quantitative', title: 'cores', stack: 'zero' },
-          color: { field: 'series', type: 'nominal', title: null },
+          // The cluster at the bottom, everyone else's work on top.
+          color: { field: 'series', type: 'nominal', title: null, sort: Object.values(CPU_SERIES), legend },
+          order: { field: 'order', type: 'quantitative' },
         },
       },
     ],
@@ -112,7 +118,7 @@ export function capacitySpec(rows: Rows): TopLevelSpec {
             encoding: {
               x,
               y: { field: 'value', type: 'quantitative', title: 'latency (ms, log)', scale: { type: 'log' } },
-              color: { field: 'series', type: 'nominal', title: null },
+              color: { field: 'series', type: 'nominal', title: null, legend },
             },
           },
           goalRules([20, 200]),
@@ -126,7 +132,7 @@ export function capacitySpec(rows: Rows): TopLevelSpec {
         encoding: {
           x,
           y: { field: 'value', type: 'quantitative', title: 'requests/s' },
-          color: { field: 'series', type: 'nominal', title: null },
+          color: { field: 'series', type: 'nominal', title: null, legend },
         },
       },
     ],

@@ -333,6 +333,7 @@ function timeseriesRow(w: ServerWindow, samples: Sample[]) {
     cluster_cores: w.cores.cluster ?? NaN,
     generator_cores: w.cores.generator ?? NaN,
     redis_cores: w.cores.redis ?? NaN,
+    postgres_cores: w.cores.postgres ?? NaN,
     other_cores: w.cores.other ?? NaN,
   };
 }
