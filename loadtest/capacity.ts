@@ -14,7 +14,7 @@ import { join } from 'node:path';
 import { writeSection } from '../bench/doc-section.js';
 import { loadConfig } from '../src/config/index.js';
 import { docsDir, writeCsv } from './lib/csv.js';
-import { createKeys, defaultKeysPath, planKeys, removeKeys } from './lib/keys.js';
+import { createKeys, defaultKeysPath, planFor, removeKeys } from './lib/keys.js';
 import { Monitor, serverWindow } from './lib/monitor.js';
 import { runOpenLoop } from './lib/open-loop.js';
 import { ms, num, pct, provenance, runContext, sharedNote } from './lib/report.js';
@@ -54,16 +54,7 @@ async function main(): Promise<void> {
   const target = await openTarget({ startIfNone: true });
   const keysPath = `${defaultKeysPath(loadConfig())}.capacity`;
   const maxUsers = Math.max(...steps);
-  const plan = planKeys({
-    users: maxUsers,
-    requestsPerUserPerMinute: rate,
-    weights: scenario.weights,
-    tiers: scenario.tiers,
-    limits: target.config.RATE_LIMITS,
-    windowS: target.config.RATE_LIMIT_WINDOW_S,
-    headroom: scenario.limitHeadroom,
-    keysPerTenant: scenario.keysPerTenant,
-  });
+  const plan = planFor(scenario, target.config, maxUsers, rate);
   const rows: CapacityRow[] = [];
   const keys = await createKeys(target.config, plan, target.endpoint, keysPath);
   print(

@@ -11,7 +11,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.js';
-import { createKeys, defaultKeysPath, planKeys, readKeysFile, removeKeys, removeLeftovers } from './lib/keys.js';
+import { createKeys, defaultKeysPath, planFor, readKeysFile, removeKeys, removeLeftovers } from './lib/keys.js';
 import { loadScenario, profileOf } from './lib/scenario.js';
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
@@ -40,16 +40,7 @@ async function main(): Promise<void> {
       if (!(profile.users >= 1) || !(profile.requestsPerUserPerMinute > 0)) {
         throw new Error('--users must be a whole number ≥ 1 and --rate a number > 0');
       }
-      const plan = planKeys({
-        users: Math.floor(profile.users),
-        requestsPerUserPerMinute: profile.requestsPerUserPerMinute,
-        weights: scenario.weights,
-        tiers: scenario.tiers,
-        limits: config.RATE_LIMITS,
-        windowS: config.RATE_LIMIT_WINDOW_S,
-        headroom: scenario.limitHeadroom,
-        keysPerTenant: scenario.keysPerTenant,
-      });
+      const plan = planFor(scenario, config, Math.floor(profile.users), profile.requestsPerUserPerMinute);
       for (const w of plan.warnings) print(`warning: ${w}`);
       const endpoint = values.endpoint ?? process.env.LOADTEST_HOST ?? `http://${config.HOST}:${config.PUBLIC_PORT}`;
       const keys = await createKeys(config, plan, endpoint, file);

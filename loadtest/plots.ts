@@ -53,6 +53,31 @@ const goalRules = (thresholds: number[]) => ({
   ],
 });
 
+/** Latency series on a log scale, with our goal (20 ms) and the brief's target (200 ms) marked. */
+function latencyPanel(values: object[], x: object) {
+  return {
+    width: 640,
+    height: 260,
+    layer: [
+      {
+        data: { values },
+        mark: { type: 'line' as const, point: true },
+        encoding: {
+          x,
+          y: {
+            field: 'value',
+            type: 'quantitative' as const,
+            title: 'latency (ms, log)',
+            scale: { type: 'log' as const },
+          },
+          color: { field: 'series', type: 'nominal' as const, title: null, legend },
+        },
+      },
+      goalRules([20, 200]),
+    ],
+  };
+}
+
 export function briefSpec(rows: Rows): TopLevelSpec {
   const latency = long(rows, 't_s', LATENCY_SERIES);
   const order = Object.values(CPU_SERIES);
@@ -61,22 +86,7 @@ export function briefSpec(rows: Rows): TopLevelSpec {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: "The brief's scenario: latency and CPU over time (5 s windows)",
     vconcat: [
-      {
-        width: 640,
-        height: 260,
-        layer: [
-          {
-            data: { values: latency },
-            mark: { type: 'line', point: true },
-            encoding: {
-              x: { field: 'x', type: 'quantitative', title: 'seconds since start' },
-              y: { field: 'value', type: 'quantitative', title: 'latency (ms, log)', scale: { type: 'log' } },
-              color: { field: 'series', type: 'nominal', title: null, legend },
-            },
-          },
-          goalRules([20, 200]),
-        ],
-      },
+      latencyPanel(latency, { field: 'x', type: 'quantitative', title: 'seconds since start' }),
       {
         width: 640,
         height: 140,
@@ -108,22 +118,7 @@ export function capacitySpec(rows: Rows): TopLevelSpec {
     $schema: 'https://vega.github.io/schema/vega-lite/v5.json',
     title: 'Capacity: latency and throughput against users',
     vconcat: [
-      {
-        width: 640,
-        height: 260,
-        layer: [
-          {
-            data: { values: latency },
-            mark: { type: 'line', point: true },
-            encoding: {
-              x,
-              y: { field: 'value', type: 'quantitative', title: 'latency (ms, log)', scale: { type: 'log' } },
-              color: { field: 'series', type: 'nominal', title: null, legend },
-            },
-          },
-          goalRules([20, 200]),
-        ],
-      },
+      latencyPanel(latency, x),
       {
         width: 640,
         height: 200,

@@ -14,7 +14,7 @@ import { parseArgs } from 'node:util';
 import { writeSection } from '../bench/doc-section.js';
 import { loadConfig } from '../src/config/index.js';
 import { killAllSync } from '../bench/processes.js';
-import { createKeys, defaultKeysPath, planKeys, removeKeys } from './lib/keys.js';
+import { createKeys, defaultKeysPath, planFor, removeKeys } from './lib/keys.js';
 import { findLocust, locustVersion, runLocust } from './lib/locust.js';
 import { Monitor, Probe, type ServerWindow, serverWindow, serverWindows } from './lib/monitor.js';
 import { docsDir, writeCsv } from './lib/csv.js';
@@ -63,16 +63,7 @@ async function main(): Promise<number> {
   const keysPath = process.env.LOADTEST_KEYS ?? defaultKeysPath(local);
   let exitCode = 1;
   try {
-    const plan = planKeys({
-      users: profile.users,
-      requestsPerUserPerMinute: profile.requestsPerUserPerMinute,
-      weights: scenario.weights,
-      tiers: scenario.tiers,
-      limits: target.config.RATE_LIMITS,
-      windowS: target.config.RATE_LIMIT_WINDOW_S,
-      headroom: scenario.limitHeadroom,
-      keysPerTenant: scenario.keysPerTenant,
-    });
+    const plan = planFor(scenario, target.config, profile.users, profile.requestsPerUserPerMinute);
     for (const w of plan.warnings) print(`loadtest: warning: ${w}`);
     const keys = await createKeys(target.config, plan, target.endpoint, keysPath);
     const tenants = new Set(keys.keys.map((k) => k.tenant)).size;

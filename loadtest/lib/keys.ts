@@ -25,6 +25,20 @@ export interface KeyPlanOptions {
   keysPerTenant: number;
 }
 
+/** The plan for `users` at `rate` with the scenario's mix and tiers, under the cluster's configured limits. */
+export function planFor(scenario: Scenario, config: Config, users: number, rate: number): KeyPlan {
+  return planKeys({
+    users,
+    requestsPerUserPerMinute: rate,
+    weights: scenario.weights,
+    tiers: scenario.tiers,
+    limits: config.RATE_LIMITS,
+    windowS: config.RATE_LIMIT_WINDOW_S,
+    headroom: scenario.limitHeadroom,
+    keysPerTenant: scenario.keysPerTenant,
+  });
+}
+
 export interface KeyPlan {
   /** Tier of each key to create, in order. */
   keys: Tier[];

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import type { Config } from '../../src/config/index.js';
-import { createKeys, defaultKeysPath, planKeys, removeKeys } from '../../loadtest/lib/keys.js';
+import { createKeys, defaultKeysPath, planFor, removeKeys } from '../../loadtest/lib/keys.js';
 import { runOpenLoop } from '../../loadtest/lib/open-loop.js';
 import { loadScenario } from '../../loadtest/lib/scenario.js';
 import { summarize } from '../../loadtest/lib/stats.js';
@@ -144,16 +144,7 @@ describe('the load-test kit against a running cluster', () => {
 
   it('the open-loop generator sends the mix from several source addresses and checks every answer', async () => {
     const scenario = loadScenario();
-    const plan = planKeys({
-      users: 300,
-      requestsPerUserPerMinute: 10,
-      weights: scenario.weights,
-      tiers: scenario.tiers,
-      limits: config.RATE_LIMITS,
-      windowS: config.RATE_LIMIT_WINDOW_S,
-      headroom: scenario.limitHeadroom,
-      keysPerTenant: scenario.keysPerTenant,
-    });
+    const plan = planFor(scenario, config, 300, 10);
     const path = join(config.RUN_DIR, 'open-loop-keys.json');
     const keys = await createKeys(config, plan, cluster.endpoint, path);
     try {
