@@ -48,7 +48,7 @@ async function main(): Promise<void> {
   const brief = profileOf(scenario, 'brief');
   const steps = envList('LOADTEST_CAPACITY_USERS', [1000, 2000, 4000, 8000, 16000, 32000, 64000]);
   const stepS = envSeconds('LOADTEST_STEP_S', 30);
-  const warmupS = envSeconds('LOADTEST_WARMUP_S', 5);
+  const warmupS = envSeconds('LOADTEST_WARMUP_S', 10);
   const rate = brief.requestsPerUserPerMinute;
   const ctx = runContext();
   const target = await openTarget({ startIfNone: true });
@@ -62,6 +62,7 @@ async function main(): Promise<void> {
   );
   let stopped = '';
   try {
+    let previousRate = 0;
     for (const users of steps) {
       const offered = (users * rate) / 60;
       const addresses = Array.from(
@@ -87,6 +88,9 @@ async function main(): Promise<void> {
           users,
           requestsPerUserPerMinute: rate,
           durationS: warmupS + stepS,
+          // The warm-up climbs from the previous step's rate (from nothing on the first step).
+          fromRatePerS: previousRate,
+          rampS: warmupS,
           sourceAddresses: addresses,
         },
         originMs,
@@ -133,6 +137,7 @@ async function main(): Promise<void> {
       if (!(row.p95_ms < BRIEF_MS)) stopped = `p95 passed ${BRIEF_MS} ms at ${users} users`;
       else if (s.failed > 0) stopped = `${s.failed} requests failed at ${users} users`;
       if (stopped) break;
+      previousRate = offered;
       await new Promise((r) => setTimeout(r, 3_000)); // let queues drain before the next step
     }
   } finally {
@@ -200,7 +205,7 @@ function render(
     '',
     `Users of the brief's kind (10 requests per user per minute, 80 % repeats, the scenario's endpoint mix over ` +
       `${keyCount} keys of mixed tiers, spread over loopback source addresses at ≤ ${PER_ADDRESS} req/s each) stepped through ` +
-      `${steps.join(', ')}; each step ${warmupS} s of warm-up then ${stepS} s measured, stopping when p95 passes ${BRIEF_MS} ms or a ` +
+      `${steps.join(', ')}; each step ${warmupS} s of warm-up (the rate climbing from the previous step's) then ${stepS} s measured, stopping when p95 passes ${BRIEF_MS} ms or a ` +
       `request fails. Latency counts from when a request was due, so the generator's own queueing is in it. ` +
       `Server side: the gateways' histograms over the same ${stepS} s.`,
     '',
@@ -215,7 +220,7 @@ function render(
     ),
     '',
     `- Stopped: ${stopped || 'no step passed 200 ms or failed a request (the list of steps ran out)'}.`,
-    `- p95 crosses ${GOAL_MS} ms at ${goal ? `about ${num(goal)} users` : 'no measured step'}; ${BRIEF_MS} ms at ${brief ? `about ${num(brief)} users` : 'no measured step'} (interpolated on log scales between steps).`,
+    `- p95 crosses ${GOAL_MS} ms ${where(goal, rows)}; ${BRIEF_MS} ms ${where(brief, rows)} (interpolated on log scales between steps).`,
     best
       ? `- Largest step within our goal (p95 < ${GOAL_MS} ms, no errors): ${num(best.users)} users, ${num(best.achieved_req_per_s)} req/s; ` +
         `the cluster used ${num(best.cluster_cores, 2)} cores there, the generator ${num(best.generator_cores, 2)}.`
@@ -225,6 +230,12 @@ function render(
     '',
     'Data: [loadtest/capacity.csv](loadtest/capacity.csv); plots redrawn by `npm run loadtest:plots`.',
   ].join('\n');
+}
+
+/** Where a crossing lies, in words: between two steps, already at the first, or not within the steps. */
+function where(users: number | undefined, rows: CapacityRow[]): string {
+  if (users === undefined) return 'at no measured step';
+  return users === rows[0]?.users ? `already at the first step (${num(users)} users)` : `at about ${num(users)} users`;
 }
 
 main().catch((err: unknown) => {

@@ -37,7 +37,7 @@ function envNumber(name: string): number | undefined {
 
 async function main(): Promise<number> {
   const { values } = parseArgs({ options: { profile: { type: 'string', default: 'brief' } } });
-  const profileName = process.env.LOADTEST_PROFILE ?? values.profile!;
+  const profileName = values.profile!;
   const scenario = loadScenario();
   const profile = profileOf(scenario, profileName, {
     users: envNumber('LOADTEST_USERS'),

@@ -19,6 +19,12 @@ export interface OpenLoopOptions {
   requestsPerUserPerMinute: number;
   durationS: number;
   /**
+   * Requests per second at the start; the rate rises linearly from it to the users' rate over
+   * `rampS` (a cold cluster is not hit at full rate from its first second). Default: no ramp.
+   */
+  fromRatePerS?: number;
+  rampS?: number;
+  /**
    * Loopback source addresses the users are spread over (127.0.0.1, 127.0.0.2, …), as users
    * come from many addresses: nginx's per-IP limit then holds per address, not for the whole run.
    */
@@ -45,6 +51,12 @@ export async function runOpenLoop(o: OpenLoopOptions, originMs: number): Promise
   const agents = o.sourceAddresses.map(() => new Agent({ keepAlive: true, maxSockets: 512 }));
   const pickEndpoint = endpointPicker(o.scenario.weights);
   const ratePerMs = (o.users * o.requestsPerUserPerMinute) / 60_000;
+  const fromPerMs = Math.max(ratePerMs / 100, (o.fromRatePerS ?? 0) / 1000);
+  const rampMs = (o.rampS ?? 0) * 1000;
+  /** The arrival rate at `now`: a straight line from the start rate to the full one, then flat. */
+  const rateAt = (now: number) =>
+    rampMs > 0 && now - started < rampMs ? fromPerMs + (ratePerMs - fromPerMs) * ((now - started) / rampMs) : ratePerMs;
+  const gap = (at: number) => -Math.log(1 - Math.random()) / rateAt(at);
   // performance.now() is monotonic; sample times are reported on the caller's Date-based origin.
   const origin = performance.now() - (Date.now() - originMs);
   const started = performance.now();
@@ -131,7 +143,7 @@ export async function runOpenLoop(o: OpenLoopOptions, originMs: number): Promise
     }, o.scenario.jobPoll.intervalMs);
   };
 
-  let next = started + -Math.log(1 - Math.random()) / ratePerMs;
+  let next = started + gap(started);
   await new Promise<void>((resolve) => {
     const tick = () => {
       const now = performance.now();
@@ -143,7 +155,7 @@ export async function runOpenLoop(o: OpenLoopOptions, originMs: number): Promise
           unique: () => `${tag}-${unique++}`,
         });
         send(req, user, next, (id) => poll(id, user, o.scenario.jobPoll.maxPolls));
-        next += -Math.log(1 - Math.random()) / ratePerMs;
+        next += gap(next);
       }
       if (next >= endAt || o.signal?.aborted) resolve();
       else setTimeout(tick, Math.max(0, Math.min(5, next - performance.now())));
