@@ -17,9 +17,13 @@ export function findLocust(): string | undefined {
   return undefined;
 }
 
+/** `locust --version`; Debian's build prints no number, so its package's version then. */
 export function locustVersion(bin: string): string {
   const r = spawnSync(bin, ['--version'], { encoding: 'utf8' });
-  return `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? 'locust';
+  const line = `${r.stdout ?? ''}${r.stderr ?? ''}`.trim().split('\n')[0] ?? '';
+  if (/\d/.test(line)) return line;
+  const deb = spawnSync('dpkg-query', ['-W', '-f=${Version}', 'python3-locust'], { encoding: 'utf8' });
+  return deb.status === 0 && deb.stdout ? `locust ${deb.stdout.trim()} (python3-locust)` : 'locust';
 }
 
 export interface LocustRun {
