@@ -1,5 +1,5 @@
 /**
- * `npm run loadtest:capacity`: the capacity curve. Steps the brief's users up (1k, 2k, 4k, …; each
+ * `npm run loadtest:capacity`: the capacity curve. Steps the brief's users up (500, 1k, 2k, 4k, …; each
  * sends 10 requests a minute, 80 % repeats) with the light open-loop generator
  * (lib/open-loop.ts) until p95 passes 200 ms or requests fail, and records each step's client
  * percentiles next to the gateways' own and the CPU of cluster and generator. Writes
@@ -46,7 +46,7 @@ function envSeconds(name: string, fallback: number): number {
 async function main(): Promise<void> {
   const scenario = loadScenario();
   const brief = profileOf(scenario, 'brief');
-  const steps = envList('LOADTEST_CAPACITY_USERS', [1000, 2000, 4000, 8000, 16000, 32000, 64000]);
+  const steps = envList('LOADTEST_CAPACITY_USERS', [500, 1000, 2000, 4000, 8000, 16000, 32000, 64000]);
   const stepS = envSeconds('LOADTEST_STEP_S', 30);
   const warmupS = envSeconds('LOADTEST_WARMUP_S', 10);
   const rate = brief.requestsPerUserPerMinute;
