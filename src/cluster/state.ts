@@ -1,4 +1,4 @@
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 /** What `skillserve up` records so that `down` and `status` from another shell can find it. */
@@ -17,8 +17,11 @@ export function statePath(runDir: string): string {
   return join(runDir, 'cluster.json');
 }
 
+/** Written aside and renamed into place, so a reader (`status`, `down`, a load test) never sees half a file. */
 export function writeState(runDir: string, state: ClusterState): void {
-  writeFileSync(statePath(runDir), `${JSON.stringify(state, null, 2)}\n`);
+  const path = statePath(runDir);
+  writeFileSync(`${path}.${process.pid}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+  renameSync(`${path}.${process.pid}.tmp`, path);
 }
 
 export function readState(runDir: string): ClusterState | undefined {
