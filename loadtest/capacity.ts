@@ -73,6 +73,7 @@ async function main(): Promise<void> {
       // The generator is this process alone (process.cpuUsage): a cluster it started is its child.
       const monitor = new Monitor(originMs, target.gatewayAdminUrls, () => ({
         cluster: target.clusterPids(),
+        monitoring: target.monitoringPids(),
         redis: target.redisPid ? [target.redisPid] : [],
         postgres: target.postgresPid ? [target.postgresPid] : [],
       }));

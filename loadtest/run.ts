@@ -23,7 +23,7 @@ import { errorLines, latencyTable, ms, num, pct, provenance, runContext, sharedN
 import { loadScenario, profileOf } from './lib/scenario.js';
 import { failedThresholds, type Sample, summarize, type Summary } from './lib/stats.js';
 import { openTarget } from './lib/target.js';
-import { prometheusQuantileMs } from './lib/server-view.js';
+import { DURATION_METRIC, prometheusQuantileMs } from './lib/server-view.js';
 
 const print = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -80,6 +80,7 @@ async function main(): Promise<number> {
       let generatorPids: () => number[] = () => [];
       const groups = () => ({
         cluster: target.clusterPids(),
+        monitoring: target.monitoringPids(),
         generator: generatorPids(),
         redis: target.redisPid ? [target.redisPid] : [],
         postgres: target.postgresPid ? [target.postgresPid] : [],
@@ -167,7 +168,7 @@ async function report(r: ReportInput): Promise<number> {
   const server = first && last && last !== first ? serverWindow(first, last) : undefined;
   const failures = failedThresholds(client, r.thresholds);
   if (r.locustExit !== 0 && failures.length === 0) failures.push(`Locust exited with code ${r.locustExit}`);
-  const prometheus = await fromPrometheus(r.originMs + fromMs, r.originMs + toMs);
+  const prometheus = await fromPrometheus(r.target.prometheusUrl, r.originMs + fromMs, r.originMs + toMs);
   const body = describe(r, client, server, prometheus);
   print(`\n${body}\n`);
   print(`Locust's HTML report: ${r.htmlReport}`);
@@ -205,12 +206,10 @@ async function report(r: ReportInput): Promise<number> {
 }
 
 /**
- * The gateways' quantiles as Prometheus has them over the measured window, when
- * LOADTEST_PROMETHEUS_URL names one (it scrapes whatever its configuration says: the same cluster,
- * one hopes). Undefined without it; an error is reported, not fatal.
+ * The gateways' quantiles as Prometheus has them over the measured window: the cluster's own
+ * Prometheus (`up` runs one) or LOADTEST_PROMETHEUS_URL's. An error is reported, not fatal.
  */
-async function fromPrometheus(fromMs: number, toMs: number): Promise<string | undefined> {
-  const url = process.env.LOADTEST_PROMETHEUS_URL;
+async function fromPrometheus(url: string | undefined, fromMs: number, toMs: number): Promise<string | undefined> {
   if (!url) return undefined;
   try {
     const q = await Promise.all(
@@ -242,7 +241,7 @@ function describe(r: ReportInput, c: Summary, s: ServerWindow | undefined, prome
     errorLines(c),
     '',
     s
-      ? `**Server side** (the gateways' \`http_request_duration_seconds\` histograms, scraped from their admin ports, ` +
+      ? `**Server side** (the gateways' \`${DURATION_METRIC}\` histograms, scraped from their admin ports, ` +
         `interpolated within buckets as Prometheus does): ${num(s.requests)} requests, p50 ${ms(s.p50)}, p95 ${ms(s.p95)}, ` +
         `p99 ${ms(s.p99)}; ${num(s.cacheHits)} cache hits counted by the gateways.`
       : "**Server side**: not available (the gateways' admin ports are unknown for this target).",
@@ -255,7 +254,9 @@ function describe(r: ReportInput, c: Summary, s: ServerWindow | undefined, prome
     s
       ? `**CPU** (cores, from /proc): cluster ${num(cores.cluster ?? NaN, 2)} (${num(perRequestMs('cluster'), 2)} ms per request), ` +
         `Locust ${num(cores.generator ?? NaN, 2)} (${num(perRequestMs('generator'), 2)} ms per request), Redis ${num(cores.redis ?? NaN, 2)}, ` +
-        `Postgres ${num(cores.postgres ?? NaN, 2)} (both shared with any other user of them), other processes ${num(cores.other ?? NaN, 2)}.`
+        `Postgres ${num(cores.postgres ?? NaN, 2)} (both shared with any other user of them), ` +
+        (cores.monitoring ? `the cluster's Prometheus and exporters ${num(cores.monitoring, 2)}, ` : '') +
+        `other processes ${num(cores.other ?? NaN, 2)}.`
       : '',
     '',
     verdict(c, s, r.probe.hit.p95, goal, r.profile.thresholds),

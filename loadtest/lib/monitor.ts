@@ -1,6 +1,7 @@
 import { cpus } from 'node:os';
 import { type Percentiles, percentiles } from './stats.js';
 import {
+  CACHE_METRIC,
   coresBetween,
   counterSum,
   type CpuPoint,
@@ -63,7 +64,7 @@ export class Monitor {
       try {
         const text = await scrape(urls);
         histogram = parseDurationHistogram(text, measuredRoutes);
-        cacheHits = counterSum(text, 'gateway_cache_lookups_total', 'result="hit"');
+        cacheHits = counterSum(text, CACHE_METRIC, 'result="hit"');
       } catch {
         // A gateway restarting mid-run: this window has the CPU view only.
       }

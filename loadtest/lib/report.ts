@@ -74,7 +74,7 @@ export function provenance(ctx: RunContext, command: string, config: Config, gen
 export function sharedNote(otherCores: number, cores: number): string {
   const shared = otherCores > 0.15;
   return (
-    `Other work on the machine (every process but the cluster, the generator, Redis and Postgres, from /proc) used ` +
+    `Other work on the machine (every process but the cluster, its monitoring, the generator, Redis and Postgres, from /proc) used ` +
     `${otherCores.toFixed(2)} of its ${cores} cores on average` +
     (shared
       ? ": **measured on a shared machine** (other engineers' builds and tests ran meanwhile); figures on a quiet machine will differ."

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { treeCpuMs } from '../../bench/proc-cpu.js';
+import { METRICS } from '../../src/observability/catalogue.js';
 
 /**
  * The cluster's own view of a run, next to the generator's: the gateways' request-duration
@@ -14,8 +15,11 @@ export interface Histogram {
   sum: number;
 }
 
-/** The histogram every gateway keeps of the requests it served; any prefix (e.g. `skillserve_`) is accepted. */
-const DURATION = /^([a-z_:]*http_request_duration_seconds)_(bucket|count|sum)\{([^}]*)\}\s+(\S+)/;
+/** The histogram every gateway keeps of the requests it served (the metric catalogue's name). */
+export const DURATION_METRIC = METRICS.httpRequestDuration.name;
+/** What the gateways' caches answered, by X-Cache result. */
+export const CACHE_METRIC = METRICS.cacheRequests.name;
+const DURATION = new RegExp(`^(${DURATION_METRIC})_(bucket|count|sum)\\{([^}]*)\\}\\s+(\\S+)`);
 
 /** Sums the request-duration histograms in Prometheus text (several gateways' texts may be concatenated). */
 export function parseDurationHistogram(text: string, filter: (labels: string) => boolean = () => true): Histogram {
@@ -102,7 +106,7 @@ export async function prometheusQuantileMs(
   endS: number,
 ): Promise<number> {
   const query =
-    `histogram_quantile(${q}, sum by (le) (increase({__name__=~"([a-z_]*_)?http_request_duration_seconds_bucket"}` +
+    `histogram_quantile(${q}, sum by (le) (increase(${DURATION_METRIC}_bucket` +
     `[${Math.max(1, Math.round(windowS))}s])))`;
   const url = `${prometheusUrl.replace(/\/$/, '')}/api/v1/query?query=${encodeURIComponent(query)}&time=${endS}`;
   const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });

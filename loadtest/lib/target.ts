@@ -14,6 +14,10 @@ export interface Target {
   own: boolean;
   /** Process ids of the cluster's roles and nginx (nginx workers count as descendants); empty when unknown. */
   clusterPids(): number[];
+  /** Process ids of what `up` runs to watch the cluster (Prometheus, Alertmanager, exporters). */
+  monitoringPids(): number[];
+  /** The cluster's Prometheus: LOADTEST_PROMETHEUS_URL, else the one `up` runs (recorded in cluster.json). */
+  prometheusUrl?: string;
   /** Admin URLs of the gateways (their /metrics); empty when unknown. */
   gatewayAdminUrls(): string[];
   /** The Redis server's pid, when Redis is on this machine; its CPU is reported apart. */
@@ -77,7 +81,9 @@ async function describe(
     endpoint,
     config,
     own,
-    clusterPids: () => (stateNow()?.processes ?? []).map((p) => p.pid).filter((p): p is number => !!p),
+    clusterPids: () => pidsOf(stateNow(), true),
+    monitoringPids: () => pidsOf(stateNow(), false),
+    prometheusUrl: process.env.LOADTEST_PROMETHEUS_URL || stateNow()?.prometheusUrl,
     gatewayAdminUrls: () =>
       (stateNow()?.processes ?? [])
         .filter((p) => p.name.startsWith('gateway') && p.adminPort)
@@ -86,6 +92,16 @@ async function describe(
     postgresPid: await localPostmasterPid(config),
     stop,
   };
+}
+
+/** The roles and nginx serve requests; the rest of what `up` runs (Prometheus, exporters) watches them. */
+const servesRequests = (name: string) => name === 'nginx' || /^(gateway|dispatcher|skill)-/.test(name);
+
+function pidsOf(state: ClusterState | undefined, serving: boolean): number[] {
+  return (state?.processes ?? [])
+    .filter((p) => servesRequests(p.name) === serving)
+    .map((p) => p.pid)
+    .filter((p): p is number => !!p);
 }
 
 /** The supervisor records admin ports a moment after each process reports it. */

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -11,8 +10,8 @@ import { createKeys, defaultKeysPath, planFor, removeKeys } from '../../loadtest
 import { runOpenLoop } from '../../loadtest/lib/open-loop.js';
 import { loadScenario } from '../../loadtest/lib/scenario.js';
 import { summarize } from '../../loadtest/lib/stats.js';
-import { adminUrls, startTestCluster } from '../helpers/cluster.js';
-import { DATABASE_URL, eventually, freePorts, testConfig } from '../helpers/env.js';
+import { startTestCluster } from '../helpers/cluster.js';
+import { DATABASE_URL, freePorts, testConfig } from '../helpers/env.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -29,40 +28,6 @@ function npmRun(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number;
       resolve({ code: code ?? 1, out });
     });
   });
-}
-
-/** Debian's Prometheus, when installed (the on-call issue installs it; the kit uses it when it is there). */
-const prometheusBin = spawnSync('prometheus', ['--version']).status === 0 ? 'prometheus' : undefined;
-
-/** A real Prometheus scraping the test cluster's gateways every second. */
-async function startPrometheus(targets: string[]): Promise<{ url: string; stop(): Promise<void> }> {
-  const dir = mkdtempSync(join(tmpdir(), 'skillserve-prometheus-'));
-  const [port] = (await freePorts(1)) as [number];
-  const hosts = targets.map((t) => `'${new URL(t).host}'`).join(', ');
-  writeFileSync(
-    join(dir, 'prometheus.yml'),
-    `global: { scrape_interval: 1s }\nscrape_configs:\n  - job_name: gateways\n    static_configs: [{ targets: [${hosts}] }]\n`,
-  );
-  const child: ChildProcess = spawn(
-    prometheusBin!,
-    [
-      `--config.file=${join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-    ],
-    { stdio: 'ignore' },
-  );
-  const url = `http://127.0.0.1:${port}`;
-  await eventually(async () => assert.equal((await fetch(`${url}/-/ready`)).status, 200), { timeoutMs: 30_000 });
-  return {
-    url,
-    async stop() {
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGTERM');
-      await exited;
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
 }
 
 async function loadtestTenants(schema: string): Promise<number> {
@@ -82,28 +47,30 @@ describe('the load-test kit against a running cluster', () => {
   let config: Config;
   let env: NodeJS.ProcessEnv;
   let cleanup: () => Promise<void>;
-  let prometheus: Awaited<ReturnType<typeof startPrometheus>> | undefined;
-
   before(async () => {
-    const t = await testConfig();
+    // With its own Prometheus (as `up` runs it), which the load test asks for the gateways' view too.
+    const [prometheusPort, nginxExporter, redisExporter, postgresExporter] = await freePorts(4);
+    const t = await testConfig({
+      PROMETHEUS: 'on',
+      ALERTMANAGER: 'off',
+      PROMETHEUS_PORT: String(prometheusPort),
+      NGINX_EXPORTER_PORT: String(nginxExporter),
+      REDIS_EXPORTER_PORT: String(redisExporter),
+      POSTGRES_EXPORTER_PORT: String(postgresExporter),
+    });
     config = t.config;
     env = t.env;
     cleanup = t.cleanup;
     cluster = await startTestCluster(t.config, t.env);
-    if (prometheusBin) prometheus = await startPrometheus(await adminUrls(cluster, 'gateway'));
   });
 
   after(async () => {
-    await prometheus?.stop();
     await cluster?.stop();
     await cleanup?.();
   });
 
   it('npm run loadtest:smoke: Locust users pass with no failed request and hits from the cache', async () => {
-    const { code, out } = await npmRun('loadtest:smoke', {
-      ...env,
-      ...(prometheus ? { LOADTEST_PROMETHEUS_URL: prometheus.url } : {}),
-    });
+    const { code, out } = await npmRun('loadtest:smoke', env);
     assert.equal(code, 0, out);
     assert.match(out, new RegExp(`against ${cluster.endpoint.replace(/\./g, '\\.')}`));
     const client = /, (\d+) requests, (\d+) failed .*\((\d+) hits, (\d+) misses\)/.exec(out);
@@ -118,10 +85,10 @@ describe('the load-test kit against a running cluster', () => {
     assert.ok(server, out);
     const counted = Number(server[1]!.replace(/,/g, ''));
     assert.ok(counted > 0.7 * requests! && counted < 1.3 * requests!, `${counted} vs ${requests}\n${out}`);
-    if (prometheus) {
-      // The same quantiles through Prometheus, which scraped the same gateways.
-      assert.match(out, /Prometheus \(http:[^)]+\) over the same window: p50 \d[\d.]* ms, p95 \d[\d.]* ms/);
-    }
+    // The same quantiles through the cluster's Prometheus, which scraped the same gateways.
+    assert.match(out, /Prometheus \(http:[^)]+\) over the same window: p50 \d[\d.]* ms, p95 \d[\d.]* ms/);
+    // Its CPU is counted apart from the cluster's.
+    assert.match(out, /the cluster's Prometheus and exporters \d/);
     assert.match(out, /smoke passed/);
     // Its tenants, keys and keys file are gone.
     assert.equal(await loadtestTenants(config.DATABASE_SCHEMA), 0);

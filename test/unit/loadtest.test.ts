@@ -274,12 +274,12 @@ describe('load test statistics', () => {
 describe("the cluster's own view", () => {
   const metrics = (n: number) =>
     [
-      '# TYPE http_request_duration_seconds histogram',
-      `http_request_duration_seconds_bucket{le="0.005",route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 50}`,
-      `http_request_duration_seconds_bucket{le="0.01",route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 90}`,
-      `http_request_duration_seconds_bucket{le="+Inf",route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 100}`,
-      `http_request_duration_seconds_count{route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 100}`,
-      `http_request_duration_seconds_sum{route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 0.5}`,
+      '# TYPE skillserve_http_request_duration_seconds histogram',
+      `skillserve_http_request_duration_seconds_bucket{le="0.005",route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 50}`,
+      `skillserve_http_request_duration_seconds_bucket{le="0.01",route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 90}`,
+      `skillserve_http_request_duration_seconds_bucket{le="+Inf",route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 100}`,
+      `skillserve_http_request_duration_seconds_count{route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 100}`,
+      `skillserve_http_request_duration_seconds_sum{route="/v1/skills/:skill/infer",method="POST",status="200"} ${n * 0.5}`,
       `skillserve_http_request_duration_seconds_bucket{le="0.005",route="/readyz",method="GET",status="200"} 1000`,
     ].join('\n');
 
