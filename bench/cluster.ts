@@ -55,6 +55,8 @@ export async function startBenchCluster(
     DATABASE_SCHEMA: `bench_${id.replaceAll('-', '')}`,
     RUN_DIR: runDir,
     LOG_LEVEL: 'warn',
+    // Benchmarks measure speed on whatever Redis the machine runs; persistence is not theirs to demand.
+    REDIS_PERSISTENCE: 'warn',
     // All load comes from one key and one IP: limits sized for many clients would turn most of
     // it into 429s. Raised out of reach, their checks still run on every request.
     RATE_LIMITS: `free=${NO_LIMIT},standard=${NO_LIMIT},premium=${NO_LIMIT}`,

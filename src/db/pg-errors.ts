@@ -36,6 +36,11 @@ function isPgUnavailable(err: unknown): boolean {
   return typeof e?.message === 'string' && unavailableMessages.test(e.message);
 }
 
+/** DATABASE_UNAVAILABLE for a Postgres outage, undefined for anything else. */
+export function pgOutageError(err: unknown): AppError | undefined {
+  return isPgUnavailable(err) ? pgToAppError(err) : undefined;
+}
+
 /** True for the failures worth one more attempt in a fresh transaction. */
 export function isPgRetryable(err: unknown): boolean {
   const code = (err as { code?: unknown } | undefined)?.code;

@@ -36,13 +36,31 @@ export async function runSkill(config: Config): Promise<void> {
   // What the registry tells dispatchers and gateways to dial: not a wildcard bind address.
   const address = hostPort(advertisedHost(config), port);
   const instance = instanceId(config, `skill-${name}`, port);
+  /** When the registry last took this replica's announcement: it gets traffic only while that is current. */
+  let announcedAt = 0;
   const admin = await serveAdmin(
-    { role: 'skill', instance, registry: metrics, readiness: [{ name: 'model', check: () => server.checkServing() }] },
+    {
+      role: 'skill',
+      instance,
+      registry: metrics,
+      readiness: [
+        { name: 'model', check: () => server.checkServing() },
+        {
+          name: 'registry',
+          async check() {
+            if (Date.now() - announcedAt > config.SKILL_TTL_MS) throw new Error('not announced in the registry');
+          },
+        },
+      ],
+    },
     config.HOST,
     config.METRICS_PORT,
   );
 
-  const redis = createRedis(config.REDIS_URL, { name: `skill-${name}` });
+  const redis = createRedis(config.REDIS_URL, {
+    name: `skill-${name}`,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  });
   await redisReady(redis, config.REDIS_URL);
   const registry = new SkillRegistry(redis, config.KEY_PREFIX);
   const startedAt = Date.now();
@@ -59,11 +77,20 @@ export async function runSkill(config: Config): Promise<void> {
     capacity,
   });
   const announce = () =>
-    registry.announce(replica(), config.SKILL_TTL_MS).catch((err: unknown) => {
-      logger.warn({ err }, 'heartbeat to the registry failed');
-    });
+    registry.announce(replica(), config.SKILL_TTL_MS).then(
+      () => {
+        announcedAt = Date.now();
+      },
+      (err: unknown) => {
+        logger.warn({ err }, 'heartbeat to the registry failed');
+      },
+    );
   await registry.announce(replica(), config.SKILL_TTL_MS);
+  announcedAt = Date.now();
   const heartbeat = setInterval(announce, config.SKILL_HEARTBEAT_MS);
+  // Redis came back (a restart, a failover, a network blip): announce at once, not on the next
+  // heartbeat, so the skill does not look absent to the dispatchers and gateways meanwhile.
+  redis.on('ready', () => void announce());
   // SIGHUP: re-read the model source now (e.g. after copying a new version into the repository).
   process.on('SIGHUP', () => {
     server.refresh().then(announce, (err: unknown) => logger.warn({ err }, 'refreshing the models failed'));

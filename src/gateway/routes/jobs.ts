@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import express, { type Request, Router } from 'express';
+import express, { Router } from 'express';
 import type { Job } from 'bullmq';
 import { canonicalJson } from '../../cache/cache-key.js';
 import { AppError } from '../../errors/index.js';
@@ -7,10 +7,12 @@ import { decodeFailure, type InferJobData, type InferJobResult, outputValue } fr
 import { jobPriority, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
+import { idempotencyKey } from '../idempotency-key.js';
+import { jobStatus } from '../job-status.js';
+import { verifyUtf8 } from '../strict-json.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
 import { enforceLimit, registrySnapshot, resolveRequest } from './request.js';
 
-const idempotencyKeyPattern = /^[\x21-\x7e]{1,128}$/;
 const jobIdPattern = /^[ai]-[A-Za-z0-9-]{1,64}$/;
 
 /**
@@ -21,7 +23,7 @@ const jobIdPattern = /^[ai]-[A-Za-z0-9-]{1,64}$/;
 export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
   const { config, jobs, skills } = deps;
   const router = Router();
-  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false });
+  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, verify: verifyUtf8 });
   const policy = priorityPolicy(config);
 
   const snapshot = () => registrySnapshot(skills);
@@ -30,7 +32,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     const { skill, rest } = splitSkill(req.body);
     const body = parseInferBody(rest, config.MAX_INPUT_CHARS);
     const { info, item, deadlineMs } = resolveRequest(config, await snapshot(), skill, body, req.headers);
-    const key = idempotencyKey(req);
+    const key = idempotencyKey(req.headers);
     const plan = inference.plan(
       req.principal,
       info,
@@ -66,7 +68,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     const replay = job.data.requestId !== req.id;
     const id = `${skill}.${jobId}`;
     res.setHeader('Location', `/v1/jobs/${id}`);
-    res.status(replay ? 200 : 202).json(await describeJob(id, job));
+    res.status(replay ? 200 : 202).json(await describeJob(id, job, () => jobs.getJob(skill, jobId)));
   });
 
   router.get('/v1/jobs/:id', async function getJob(req, res) {
@@ -78,7 +80,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     if (dot < 1 || !skillNamePattern.test(skill) || !jobIdPattern.test(jobId)) throw notFound;
     const job = await jobs.getJob(skill, jobId);
     if (!job || job.data.tenantId !== req.principal.tenantId) throw notFound;
-    res.json(await describeJob(id, job));
+    res.json(await describeJob(id, job, () => jobs.getJob(skill, jobId)));
   });
 
   return router;
@@ -97,34 +99,19 @@ function splitSkill(body: unknown): { skill: string; rest: unknown } {
   return { skill, rest };
 }
 
-function idempotencyKey(req: Request): string | undefined {
-  const raw = req.headers['idempotency-key'];
-  if (raw === undefined) return undefined;
-  const key = Array.isArray(raw) ? raw[0] : raw;
-  if (!key || !idempotencyKeyPattern.test(key)) {
-    throw new AppError('BAD_REQUEST', 'Idempotency-Key: 1 to 128 printable ASCII characters', {
-      header: 'Idempotency-Key',
-    });
-  }
-  return key;
-}
-
 function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-const publicState: Record<string, string> = {
-  waiting: 'queued',
-  prioritized: 'queued',
-  delayed: 'queued',
-  'waiting-children': 'queued',
-  active: 'running',
-  completed: 'completed',
-  failed: 'failed',
-};
-
-async function describeJob(id: string, job: Job<InferJobData, InferJobResult>) {
-  const state = publicState[await job.getState()] ?? 'unknown';
+/** The job as the API shows it; `reload` reads it again after its state (see jobStatus). */
+async function describeJob(
+  id: string,
+  stale: Job<InferJobData, InferJobResult>,
+  reload: () => Promise<Job<InferJobData, InferJobResult> | undefined>,
+) {
+  const rawState = await stale.getState();
+  const job = (await reload()) ?? stale;
+  const { status: state, startedAt, finishedAt } = jobStatus(rawState, job);
   const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
   const result = state === 'completed' ? (job.returnvalue as InferJobResult | null) : null;
   return {
@@ -133,8 +120,8 @@ async function describeJob(id: string, job: Job<InferJobData, InferJobResult>) {
     task: job.data.item.task,
     status: state,
     created_at: iso(job.timestamp),
-    started_at: iso(job.processedOn),
-    finished_at: iso(job.finishedOn),
+    started_at: iso(startedAt),
+    finished_at: iso(finishedAt),
     ...(result
       ? {
           model: result.model,
