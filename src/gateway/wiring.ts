@@ -75,6 +75,7 @@ export async function openGateway(
   const guard = new RedisGuard(hot, {
     timeoutMs: config.REDIS_TIMEOUT_MS,
     resetMs: config.REDIS_BREAKER_RESET_MS,
+    probeMs: Math.max(250, config.REDIS_TIMEOUT_MS),
     onStateChange: (state) => logger.warn({ state }, 'Redis circuit breaker'),
   });
   const presence = new GatewayPresence(redis, config.KEY_PREFIX, instance, 2_000);

@@ -76,13 +76,24 @@ export async function runSkill(config: Config): Promise<void> {
     state: backend.state(),
     capacity,
   });
-  const announce = () =>
+  // A failed heartbeat is tried again shortly rather than a whole interval later, so after Redis
+  // hung (no reconnect to announce on) the skill is back as soon as Redis answers.
+  let retry: NodeJS.Timeout | undefined;
+  const announce = (): Promise<void> =>
     registry.announce(replica(), config.SKILL_TTL_MS).then(
       () => {
         announcedAt = Date.now();
       },
       (err: unknown) => {
-        logger.warn({ err }, 'heartbeat to the registry failed');
+        if (announcedAt > 0 && Date.now() - announcedAt <= config.SKILL_HEARTBEAT_MS * 2)
+          logger.warn({ err }, 'heartbeat to the registry failed');
+        retry ??= setTimeout(
+          () => {
+            retry = undefined;
+            void announce();
+          },
+          Math.min(200, config.SKILL_HEARTBEAT_MS),
+        );
       },
     );
   await registry.announce(replica(), config.SKILL_TTL_MS);
@@ -99,7 +110,13 @@ export async function runSkill(config: Config): Promise<void> {
   logger.info({ address, adminPort: admin.port, model: backend.describe().model }, 'skill serving');
 
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
-    { name: 'heartbeat', run: () => clearInterval(heartbeat) },
+    {
+      name: 'heartbeat',
+      run: () => {
+        clearInterval(heartbeat);
+        clearTimeout(retry);
+      },
+    },
     { name: 'registry', run: () => registry.withdraw(name, address) },
     { name: 'grpc', run: () => server.stop(config.SHUTDOWN_TIMEOUT_MS / 2) },
     { name: 'admin', run: () => admin.close() },

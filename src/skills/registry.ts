@@ -72,7 +72,13 @@ export class SkillRegistry {
     await this.redis.hdel(this.liveKey, `${name}|${address}`);
   }
 
-  async snapshot(): Promise<RegistrySnapshot> {
+  /**
+   * The catalogue and the live replicas. `unreachableSince` (epoch ms): the reader could not
+   * reach Redis from then until now, and neither could the skills, so a replica whose entry
+   * expired meanwhile is not taken for dead — it had no way to heartbeat. It counts as live in
+   * this snapshot (and is not swept); its next heartbeat, or its absence, settles it.
+   */
+  async snapshot(unreachableSince?: number): Promise<RegistrySnapshot> {
     const [catalogueRes, liveRes] =
       (await this.redis.multi().hgetall(this.catalogueKey).hgetall(this.liveKey).exec()) ?? [];
     const rawCatalogue = (catalogueRes?.[1] ?? {}) as Record<string, string>;
@@ -84,7 +90,8 @@ export class SkillRegistry {
     const expired: string[] = [];
     for (const [field, json] of Object.entries(rawLive)) {
       const replica = JSON.parse(json) as SkillReplica;
-      if (replica.expiresAt > now) live.push(replica);
+      if (replica.expiresAt > now || (unreachableSince !== undefined && replica.expiresAt > unreachableSince))
+        live.push(replica);
       else expired.push(field);
     }
     // Replicas that died without withdrawing are swept by whoever reads them first, each only
@@ -118,6 +125,12 @@ export class CachedRegistry {
   private value?: { at: number; snapshot: RegistrySnapshot };
   private pending?: Promise<RegistrySnapshot>;
   private pendingSince = 0;
+  /**
+   * Since when refreshes fail (Redis away or hung): until one succeeds, nobody waits for one, and
+   * the first that does forgives the heartbeats the outage swallowed (see SkillRegistry.snapshot).
+   */
+  private failingSince?: number;
+  private lastOkAt?: number;
 
   constructor(
     private readonly registry: SkillRegistry,
@@ -136,13 +149,18 @@ export class CachedRegistry {
     if (value && now - value.at < this.maxAgeMs) return value.snapshot;
     if (!this.pending) {
       this.pendingSince = now;
+      const outageFrom = this.failingSince;
       this.pending = this.registry
-        .snapshot()
+        .snapshot(outageFrom)
         .then((snapshot) => {
-          this.value = { at: Date.now(), snapshot };
+          // Right after an outage, read again soon: the skills are announcing themselves anew.
+          this.value = { at: outageFrom === undefined ? Date.now() : Date.now() - this.maxAgeMs / 2, snapshot };
+          this.failingSince = undefined;
+          this.lastOkAt = Date.now();
           return snapshot;
         })
         .catch((err: unknown) => {
+          this.failingSince ??= this.lastOkAt ?? this.pendingSince;
           if (this.value) return this.value.snapshot;
           throw err;
         })
@@ -150,7 +168,7 @@ export class CachedRegistry {
           this.pending = undefined;
         });
     }
-    const left = this.pendingSince + this.waitMs - now;
+    const left = this.failingSince !== undefined ? 0 : this.pendingSince + this.waitMs - now;
     if (!value || left === Infinity) return this.pending;
     if (left <= 0) return value.snapshot;
     let timer: NodeJS.Timeout | undefined;
