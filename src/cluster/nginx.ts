@@ -176,5 +176,6 @@ export function nginxParamsFromConfig(
     proxyReadTimeoutS: config.REQUEST_TIMEOUT_MS / 1000 + 5,
     ratePerIp: config.NGINX_RATE_PER_IP,
     burstPerIp: config.NGINX_BURST_PER_IP,
+    connPerIp: config.NGINX_CONN_PER_IP,
   };
 }
