@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig } from '../src/config/index.js';
+import type { ManagedProcess } from '../src/cluster/managed-process.js';
 import { startCluster } from '../src/cluster/supervisor.js';
 import type { Stack } from './ceilings.js';
 import { deleteKeys, dropSchema, freePorts } from '../test/helpers/env.js';
@@ -24,6 +25,8 @@ export interface BenchCluster extends Stack {
   killSync(): void;
   /** Each Node process's name and internal admin port (metrics), once reported. */
   adminPorts(): [string, number][];
+  /** The supervised processes (for benchmarks that kill or restart one). */
+  processes: ManagedProcess[];
 }
 
 /**
@@ -80,6 +83,7 @@ export async function startBenchCluster(
     config,
     url: `${cluster.endpoint}/v1/skills/nlp/infer`,
     endpoint: cluster.endpoint,
+    processes: cluster.processes,
     headers: { Authorization: `Bearer ${cluster.devKey.key}` },
     pids() {
       const out = { node: [] as number[], nginx: [] as number[] };

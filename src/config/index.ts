@@ -241,8 +241,8 @@ export const configSchema = z.object({
   WORKER_LOCK_MS: positiveInt(30_000),
   WORKER_STALLED_CHECK_MS: positiveInt(15_000),
   /**
-   * A job whose skill has no live replica waits for one (a restart, Redis coming back) until its
-   * deadline; a job without a deadline waits this long, then fails SKILL_UNAVAILABLE.
+   * An accepted async job whose skill has no live replica waits for one (a restart, Redis coming
+   * back) until its deadline; one without a deadline waits this long, then fails SKILL_UNAVAILABLE.
    */
   SKILL_WAIT_MS: positiveInt(30_000),
 

@@ -47,11 +47,11 @@ function valueProblem(datatype: TensorDatatype, v: unknown): string | undefined 
     // Non-finite values (JSON's 1e999 parses as Infinity) and FP32 values beyond its range (which
     // would become Infinity on the way to the model) are refused, not computed with.
     case 'FP32':
-      return typeof v === 'number' && Number.isFinite(Math.fround(v))
-        ? undefined
-        : "a finite number within FP32's range";
+      if (typeof v !== 'number') return 'a number';
+      return Number.isFinite(Math.fround(v)) ? undefined : "a finite number within FP32's range";
     case 'FP64':
-      return typeof v === 'number' && Number.isFinite(v) ? undefined : 'a finite number';
+      if (typeof v !== 'number') return 'a number';
+      return Number.isFinite(v) ? undefined : 'a finite number';
     case 'INT32':
       return Number.isInteger(v) && Math.abs(v as number) <= 2 ** 31 ? undefined : 'a 32-bit integer';
     case 'INT64':

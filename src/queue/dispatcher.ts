@@ -78,9 +78,16 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function expired(job: Job<InferJobData, InferJobResult>): boolean {
     return timeLeft(job) <= 0;
   }
-  /** Until when a job waits for an absent skill: its deadline, else SKILL_WAIT_MS from now. */
+  /**
+   * Until when a job waits for an absent skill. An accepted async job (it has a requestHash; its
+   * client holds an id) waits until its deadline, else SKILL_WAIT_MS. A request someone is
+   * waiting on answers SKILL_UNAVAILABLE sooner, after long enough for a skill to re-announce
+   * (two heartbeats), so a skill that is down is reported quickly.
+   */
   function waitUntil(job: Job<InferJobData, InferJobResult>): number {
-    return job.data.deadlineAt ?? Date.now() + config.SKILL_WAIT_MS;
+    const now = Date.now();
+    if (job.data.requestHash !== undefined) return job.data.deadlineAt ?? now + config.SKILL_WAIT_MS;
+    return Math.min(job.data.deadlineAt ?? Infinity, now + 2 * config.SKILL_HEARTBEAT_MS);
   }
   function expiredError(job: Job<InferJobData, InferJobResult>): AppError {
     jobsTotal.inc({ skill: job.data.skill, outcome: 'expired' });
