@@ -43,22 +43,26 @@ interface Sample {
 
 const redis = await OwnRedis.start();
 const pgi = await startPostgresInstance();
+const dropDependencies = async () => {
+  redis.resume();
+  await pgi.resume().catch(() => undefined);
+  await Promise.allSettled([redis.destroy(), pgi.destroy()]);
+};
 const loadBefore = loadavg()[0]!;
 const cluster = await startBenchCluster(print, {
   REDIS_URL: redis.url,
   DATABASE_URL: pgi.url,
   REDIS_PERSISTENCE: 'require',
-  NGINX_CONN_PER_IP: '100000',
+  NGINX_CONN_PER_IP: '60000',
   SKILLS: 'nlp',
-  // The defaults of a deployment, not the tests' shortened ones.
   LOG_LEVEL: 'error',
+}).catch(async (err: unknown) => {
+  await dropDependencies();
+  throw err;
 });
 const stopAll = async () => {
-  redis.resume();
-  await pgi.resume().catch(() => undefined);
   await cluster.stop().catch(() => undefined);
-  await redis.destroy();
-  await pgi.destroy();
+  await dropDependencies();
 };
 process.once('SIGINT', () => {
   cluster.killSync();

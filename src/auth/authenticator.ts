@@ -49,6 +49,11 @@ const RETRY_AFTER_FAILURE_MS = 1_000;
 export class Authenticator {
   private readonly cache: LRUCache<string, Entry>;
   private readonly lookups = new Map<string, Lookup>();
+  /**
+   * The last lookup failed or did not answer in time, and none has succeeded since: the database
+   * is down or hung, so known keys are served on their last answer without waiting again.
+   */
+  private dbTrouble = false;
   private readonly ttlMs: number;
   private readonly lookupTimeoutMs: number;
 
@@ -76,6 +81,10 @@ export class Authenticator {
         return principalOf(entry.answer);
       }
       if (now < entry.retryAt) return principalOf(entry.answer);
+      if (this.dbTrouble) {
+        this.lookup(hex, hash);
+        return principalOf(entry.answer);
+      }
     }
     const answer = await this.wait(this.lookup(hex, hash));
     if (answer !== undefined) return principalOf(answer);
@@ -93,9 +102,11 @@ export class Authenticator {
       (found) => {
         const answer: Answer = found ?? 'unknown';
         this.cache.set(hex, { answer, at: since, retryAt: 0 });
+        this.dbTrouble = false;
         return answer;
       },
       (err: unknown) => {
+        this.dbTrouble = true;
         const entry = this.cache.get(hex, { updateAgeOnGet: false });
         if (entry) entry.retryAt = Date.now() + Math.min(this.ttlMs, RETRY_AFTER_FAILURE_MS);
         throw err;
@@ -114,7 +125,10 @@ export class Authenticator {
     if (left <= 0) return undefined;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<undefined>((resolve) => {
-      timer = setTimeout(() => resolve(undefined), left);
+      timer = setTimeout(() => {
+        this.dbTrouble = true;
+        resolve(undefined);
+      }, left);
     });
     try {
       return await Promise.race([lookup.promise, timeout]);

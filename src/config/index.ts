@@ -162,7 +162,7 @@ export const configSchema = z.object({
   NGINX_RATE_PER_IP: positiveInt(1_000),
   NGINX_BURST_PER_IP: positiveInt(2_000),
   /** nginx's limit on connections with a request in progress per client IP (slow uploads included). */
-  NGINX_CONN_PER_IP: positiveInt(256),
+  NGINX_CONN_PER_IP: z.coerce.number().int().min(1).max(65_535).default(256),
   /**
    * `host:port,…` of the gateways nginx balances over, where they are not the local ones `up`
    * starts (containers: `gateway:8801`). Unset: HOST:GATEWAY_BASE_PORT… (GATEWAY_COUNT of them).

@@ -1,5 +1,14 @@
 import { AppError } from '../errors/index.js';
 
+/**
+ * Throws QUEUE_UNAVAILABLE at once while the guard knows Redis is failing or hung, for work that
+ * cannot be done without it (accepting or reading an async job): waiting out a command timeout
+ * against a hung Redis would only delay the same answer.
+ */
+export function queueReachable({ redis }: { redis: Pick<OutageSignal, 'available'> }): void {
+  if (!redis.available()) throw new AppError('QUEUE_UNAVAILABLE', undefined, undefined, { retryAfterS: 1 });
+}
+
 /** What {@link untilRedisFails} needs of the Redis guard. */
 export interface OutageSignal {
   available(): boolean;

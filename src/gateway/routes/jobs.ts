@@ -9,6 +9,7 @@ import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
 import { idempotencyKey } from '../idempotency-key.js';
 import { jobStatus } from '../job-status.js';
+import { queueReachable } from '../redis-stall.js';
 import { verifyUtf8 } from '../strict-json.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
 import { enforceLimit, registrySnapshot, resolveRequest } from './request.js';
@@ -42,6 +43,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
       req.receivedAt,
     );
     enforceLimit(res, (await inference.admit(req.principal, plan)).limit, config, req.principal.tier);
+    queueReachable(deps);
     await jobs.admit(skill);
 
     const requestHash = sha256(canonicalJson({ skill, item, deadlineMs }));
@@ -78,6 +80,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     const jobId = id.slice(dot + 1);
     const notFound = new AppError('JOB_NOT_FOUND', `no job "${id.slice(0, 100)}"`);
     if (dot < 1 || !skillNamePattern.test(skill) || !jobIdPattern.test(jobId)) throw notFound;
+    queueReachable(deps);
     const job = await jobs.getJob(skill, jobId);
     if (!job || job.data.tenantId !== req.principal.tenantId) throw notFound;
     res.json(await describeJob(id, job, () => jobs.getJob(skill, jobId)));
