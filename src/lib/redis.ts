@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { Redis, type RedisOptions } from 'ioredis';
 import { redactUrl } from '../config/index.js';
 import { AppError } from '../errors/index.js';
+import { socketFailureCodes } from './socket-errors.js';
 
 /** Command timeout of a connection that names none: a bound, not a budget (see the callers' own). */
 const DEFAULT_COMMAND_TIMEOUT_MS = 2_000;
@@ -69,18 +70,6 @@ export async function closeRedis(redis: Redis): Promise<void> {
   }
 }
 
-/** Socket-level failures from node. */
-const unavailableNodeCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
-
 /**
  * What ioredis (and BullMQ through it) throws while Redis is down, hung, restarting or failing
  * over: its own connection and timeout errors, and the server's replies that mean "not now"
@@ -94,7 +83,7 @@ const unavailableMessages =
 export function isRedisUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown; name?: unknown; errors?: unknown } | undefined;
   if (!e || typeof e !== 'object') return false;
-  if (typeof e.code === 'string' && unavailableNodeCodes.has(e.code)) return true;
+  if (typeof e.code === 'string' && socketFailureCodes.has(e.code)) return true;
   if (e.name === 'MaxRetriesPerRequestError') return true;
   if (Array.isArray(e.errors) && e.errors.some(isRedisUnavailable)) return true;
   return typeof e.message === 'string' && unavailableMessages.test(e.message);

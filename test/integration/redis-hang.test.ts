@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import { http, startTestCluster } from '../helpers/cluster.js';
-import { eventually, testConfig } from '../helpers/env.js';
-import { createKeys } from '../helpers/keys.js';
-import { OwnRedis } from '../helpers/redis-server.js';
+import { http } from '../helpers/cluster.js';
+import { eventually } from '../helpers/env.js';
+import { type OwnRedisCluster, startOwnRedisCluster } from '../helpers/own-redis-cluster.js';
+import type { OwnRedis } from '../helpers/redis-server.js';
 
 /** The median and 99th percentile of `ms`, for the test's diagnostics (never asserted on). */
 function percentiles(ms: number[]): { p50: number; p99: number; max: number } {
@@ -19,35 +19,18 @@ function percentiles(ms: number[]): { p50: number; p99: number; max: number } {
  */
 describe('when Redis hangs', () => {
   let redis: OwnRedis;
-  let cluster: Awaited<ReturnType<typeof startTestCluster>>;
-  let cleanup: () => Promise<void>;
+  let cluster: OwnRedisCluster['cluster'];
   let auth: { authorization: string };
+  let close: () => Promise<void>;
   const hot = Array.from({ length: 4 }, (_, i) => `A hot request, cached before Redis hung (${i}).`);
   const infer = (input: string) =>
     http(`${cluster.endpoint}/v1/skills/nlp/infer`, { json: { input, task: 'sentiment' }, headers: auth });
 
   before(async () => {
-    redis = await OwnRedis.start();
-    const t = await testConfig({
-      REDIS_URL: redis.url,
-      SKILLS: 'nlp',
-      // Short, so the stall below outlasts the in-process copies' own TTL.
-      CACHE_L1_TTL_MS: '1000',
-      RATE_LIMITS: 'free=100000,standard=100000,premium=100000',
-    });
-    cleanup = t.cleanup;
-    cluster = await startTestCluster(t.config, t.env);
-    ({ auth } = (await createKeys(t.config, { auth: { tenant: 'acme', tier: 'premium' } })) as {
-      auth: { authorization: string };
-    });
+    // A short L1 TTL, so the stall below outlasts the in-process copies' own TTL.
+    ({ redis, cluster, auth, close } = await startOwnRedisCluster({ CACHE_L1_TTL_MS: '1000' }));
   });
-
-  after(async () => {
-    redis?.resume();
-    await cluster?.stop();
-    await redis?.destroy();
-    await cleanup?.();
-  });
+  after(() => close?.());
 
   it('keeps answering: cache hits from memory, misses straight from the skill, no 5xx', async (t) => {
     // Warm every hot key on both gateways (nginx spreads the requests).

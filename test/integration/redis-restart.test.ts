@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import { http, type HttpResult, startTestCluster } from '../helpers/cluster.js';
 import { eventually, testConfig } from '../helpers/env.js';
 import { createKeys } from '../helpers/keys.js';
+import { type OwnRedisCluster, startOwnRedisCluster } from '../helpers/own-redis-cluster.js';
 import { OwnRedis } from '../helpers/redis-server.js';
 import { assertNoInternalError, publicRoutes, walk } from '../helpers/route-walk.js';
 
@@ -14,9 +15,9 @@ import { assertNoInternalError, publicRoutes, walk } from '../helpers/route-walk
  */
 describe('when Redis is killed and restarted on its data', () => {
   let redis: OwnRedis;
-  let cluster: Awaited<ReturnType<typeof startTestCluster>>;
-  let cleanup: () => Promise<void>;
+  let cluster: OwnRedisCluster['cluster'];
   let auth: { authorization: string };
+  let close: () => Promise<void>;
   const dispatcher = () => cluster.processes.find((p) => p.spec.name === 'dispatcher-1')!;
   const submit = (input: string) =>
     http(`${cluster.endpoint}/v1/jobs`, { json: { skill: 'nlp', input, task: 'sentiment' }, headers: auth });
@@ -35,26 +36,12 @@ describe('when Redis is killed and restarted on its data', () => {
   }
 
   before(async () => {
-    redis = await OwnRedis.start();
-    const t = await testConfig({
-      REDIS_URL: redis.url,
+    ({ redis, cluster, auth, close } = await startOwnRedisCluster({
       REDIS_PERSISTENCE: 'require',
-      SKILLS: 'nlp',
-      RATE_LIMITS: 'free=100000,standard=100000,premium=100000',
       REDIS_BREAKER_RESET_MS: '500',
-    });
-    cleanup = t.cleanup;
-    cluster = await startTestCluster(t.config, t.env);
-    ({ auth } = (await createKeys(t.config, { auth: { tenant: 'acme', tier: 'premium' } })) as {
-      auth: { authorization: string };
-    });
+    }));
   });
-
-  after(async () => {
-    await cluster?.stop();
-    await redis?.destroy();
-    await cleanup?.();
-  });
+  after(() => close?.());
 
   it('finishes every job it accepted before the crash: none is lost, none answers 404', async () => {
     // Jobs wait in the queue: no dispatcher takes them until after the restart.
