@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Config, loadConfig } from '../src/config/index.js';
+import type { ManagedProcess } from '../src/cluster/managed-process.js';
 import { startCluster } from '../src/cluster/supervisor.js';
 import type { Stack } from './ceilings.js';
 import { deleteKeys, dropSchema, freePorts } from '../test/helpers/env.js';
@@ -24,6 +25,8 @@ export interface BenchCluster extends Stack {
   killSync(): void;
   /** Each Node process's name and internal admin port (metrics), once reported. */
   adminPorts(): [string, number][];
+  /** The supervised processes (for benchmarks that kill or restart one). */
+  processes: ManagedProcess[];
 }
 
 /**
@@ -55,6 +58,8 @@ export async function startBenchCluster(
     DATABASE_SCHEMA: `bench_${id.replaceAll('-', '')}`,
     RUN_DIR: runDir,
     LOG_LEVEL: 'warn',
+    // Benchmarks measure speed on whatever Redis the machine runs; persistence is not theirs to demand.
+    REDIS_PERSISTENCE: 'warn',
     // All load comes from one key and one IP: limits sized for many clients would turn most of
     // it into 429s. Raised out of reach, their checks still run on every request.
     RATE_LIMITS: `free=${NO_LIMIT},standard=${NO_LIMIT},premium=${NO_LIMIT}`,
@@ -78,6 +83,7 @@ export async function startBenchCluster(
     config,
     url: `${cluster.endpoint}/v1/skills/nlp/infer`,
     endpoint: cluster.endpoint,
+    processes: cluster.processes,
     headers: { Authorization: `Bearer ${cluster.devKey.key}` },
     pids() {
       const out = { node: [] as number[], nginx: [] as number[] };

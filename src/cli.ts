@@ -61,7 +61,7 @@ async function up(config: Config): Promise<void> {
     (p) => `  ${p.spec.name.padEnd(18)} pid ${String(p.pid ?? '-').padEnd(8)} log ${p.spec.logFile}`,
   );
   print(`
-skillserve is up.
+skillserve is up: every process is ready (gateways, dispatchers consuming, skills SERVING and registered).
 
   endpoint   ${
     cluster.tls
@@ -92,6 +92,7 @@ ${
     : ''
 }
 Ctrl-C (or \`skillserve down\` in another shell) stops every process.`);
+  for (const warning of cluster.warnings) print(`\n${warning}`);
 }
 
 async function status(config: Config): Promise<void> {

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { AppError } from '../errors/index.js';
@@ -7,6 +8,11 @@ export interface RedisGuardOptions {
   timeoutMs: number;
   /** How long the breaker stays open before it lets one try through. */
   resetMs: number;
+  /**
+   * Interval of a PING through the breaker, so a hung Redis is found (and the requests waiting
+   * on it released, see onUnavailable) even when no request is asking it; 0: no probe.
+   */
+  probeMs?: number;
   onStateChange?: (state: 'open' | 'half-open' | 'closed') => void;
 }
 
@@ -38,6 +44,8 @@ interface Batch {
 export class RedisGuard {
   private readonly breaker: CircuitBreaker<[ChainableCommander], [Error | null, unknown][]>;
   private batch: Batch | undefined;
+  private readonly events = new EventEmitter().setMaxListeners(0);
+  private readonly probe?: NodeJS.Timeout;
 
   constructor(
     private readonly redis: Redis,
@@ -50,8 +58,27 @@ export class RedisGuard {
       volumeThreshold: 3,
       rollingCountTimeout: 5_000,
     });
-    this.breaker.on('open', () => opts.onStateChange?.('open'));
+    // A hung Redis answers nothing, so the error percentage over the rolling window (diluted by
+    // the seconds of successes before) would open the breaker only after many requests had each
+    // waited the full timeout. Timeouts in a row are the sign: two open it at once.
+    let timeouts = 0;
+    this.breaker.on('timeout', () => {
+      if (++timeouts >= 2 && !this.breaker.opened) this.breaker.open();
+    });
+    this.breaker.on('success', () => {
+      timeouts = 0;
+    });
+    this.breaker.on('open', () => {
+      this.events.emit('unavailable');
+      opts.onStateChange?.('open');
+    });
     this.breaker.on('halfOpen', () => opts.onStateChange?.('half-open'));
+    if (opts.probeMs) {
+      this.probe = setInterval(() => {
+        if (this.redis.status === 'ready' && !this.breaker.opened) this.exec((p) => p.ping()).catch(() => undefined);
+      }, opts.probeMs);
+      this.probe.unref();
+    }
     this.breaker.on('close', () => opts.onStateChange?.('closed'));
   }
 
@@ -64,6 +91,12 @@ export class RedisGuard {
   breakerState(): 'closed' | 'open' | 'half-open' {
     if (this.redis.status !== 'ready') return 'open';
     return this.breaker.halfOpen ? 'half-open' : this.breaker.opened ? 'open' : 'closed';
+  }
+
+  /** Calls `listener` when the breaker opens (Redis found failing or hung); returns how to stop listening. */
+  onUnavailable(listener: () => void): () => void {
+    this.events.on('unavailable', listener);
+    return () => this.events.off('unavailable', listener);
   }
 
   /** Why Redis is not usable, for /readyz; undefined when it is. */
@@ -90,6 +123,7 @@ export class RedisGuard {
   }
 
   shutdown(): void {
+    clearInterval(this.probe);
     this.breaker.shutdown();
   }
 

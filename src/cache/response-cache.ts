@@ -34,6 +34,9 @@ export class ResponseCache {
       maxSize: opts.l1.maxBytes,
       sizeCalculation: (e) => JSON.stringify(e.value).length + 64,
       ttl: opts.l1.ttlMs,
+      // Past its L1 TTL an entry is not served while Redis answers, but stays (until evicted or
+      // replaced) for while it does not: see getLocal.
+      noDeleteOnStaleGet: true,
     });
   }
 
@@ -42,9 +45,13 @@ export class ResponseCache {
     return `${this.opts.keyPrefix}:cache:${scope}:${hash}`;
   }
 
-  /** The in-process copy, if it is still fresh. */
-  getLocal(key: string): CacheEntry | undefined {
-    const e = this.l1.get(key);
+  /**
+   * The in-process copy, if it is still fresh. `pastL1Ttl`: also one older than the L1 TTL (for
+   * while Redis is unavailable: the TTL is there to pick up newer entries from Redis, and there
+   * is none to pick up), as long as the entry itself has not expired.
+   */
+  getLocal(key: string, opts: { pastL1Ttl?: boolean } = {}): CacheEntry | undefined {
+    const e = this.l1.get(key, { allowStale: opts.pastL1Ttl === true });
     return e && e.expiresAt > this.now() ? e : undefined;
   }
 

@@ -30,6 +30,8 @@ export interface NginxParams {
   /** Requests per second per client IP, and the burst above it (NGINX_RATE_PER_IP, NGINX_BURST_PER_IP). */
   ratePerIp: number;
   burstPerIp: number;
+  /** Connections with a request in progress per client IP (NGINX_CONN_PER_IP; default 256). */
+  connPerIp?: number;
   workers?: number;
   /** A file, or `stderr` (containers); default `<prefix>/logs/error.log`. */
   errorLog?: string;
@@ -109,6 +111,7 @@ export function renderNginxConfig(params: NginxParams, template = readFileSync(n
     PROXY_READ_TIMEOUT: `${Math.ceil(params.proxyReadTimeoutS)}s`,
     RATE_PER_IP: String(params.ratePerIp),
     BURST_PER_IP: String(params.burstPerIp),
+    CONN_PER_IP: String(params.connPerIp ?? 256),
   };
   return template.replace(/\$\{([A-Z_]+)\}/g, (whole, name: string) => {
     const value = values[name];
@@ -173,5 +176,6 @@ export function nginxParamsFromConfig(
     proxyReadTimeoutS: config.REQUEST_TIMEOUT_MS / 1000 + 5,
     ratePerIp: config.NGINX_RATE_PER_IP,
     burstPerIp: config.NGINX_BURST_PER_IP,
+    connPerIp: config.NGINX_CONN_PER_IP,
   };
 }

@@ -11,25 +11,45 @@ export class PreflightError extends Error {
   override name = 'PreflightError';
 }
 
-export async function checkRedis(config: Config): Promise<void> {
+/**
+ * Checks that Redis answers and persists its writes (AOF), since it holds the accepted jobs.
+ * Without persistence it refuses (REDIS_PERSISTENCE=require) or returns the warning to print
+ * (`warn`); with it, returns undefined.
+ */
+export async function checkRedis(config: Config): Promise<string | undefined> {
   const redis = createRedis(config.REDIS_URL, {
     name: 'preflight',
     retryStrategy: () => null,
     lazyConnect: true,
     enableOfflineQueue: true,
   });
+  const url = redactUrl(config.REDIS_URL);
+  let info: string;
   try {
     await redis.connect();
     await redis.ping();
+    info = await redis.info('persistence');
   } catch (err) {
     throw new PreflightError(
-      `Redis does not answer at ${redactUrl(config.REDIS_URL)} (${(err as Error).message}).\n` +
-        `  Start it, e.g.: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no\n` +
+      `Redis does not answer at ${url} (${(err as Error).message}).\n` +
+        `  Start it with the project's configuration (AOF on), e.g.: bash scripts/services.sh\n` +
+        `  or: redis-server redis/redis.conf --daemonize yes --bind 127.0.0.1 --port 6379 --dir .run/redis\n` +
         `  or point REDIS_URL at a running Redis.`,
     );
   } finally {
     redis.disconnect();
   }
+  if (/^aof_enabled:1\b/m.test(info)) return undefined;
+  const problem =
+    `Redis at ${url} does not persist its writes (appendonly no): a Redis restart would lose every ` +
+    `accepted job, and clients holding a job id would get 404.`;
+  const fix =
+    `  Turn AOF on: redis-cli -u ${url} CONFIG SET appendonly yes (and put "appendonly yes" in its\n` +
+    `  redis.conf), or start Redis with the project's redis/redis.conf (bash scripts/services.sh does).`;
+  if (config.REDIS_PERSISTENCE === 'require') {
+    throw new PreflightError(`${problem}\n${fix}\n  To run anyway (development only): REDIS_PERSISTENCE=warn.`);
+  }
+  return `WARNING: ${problem}\n${fix}`;
 }
 
 export async function checkPostgres(config: Config): Promise<void> {

@@ -15,6 +15,7 @@ import { Scaler } from './scaler.js';
 import { handleControl } from './status.js';
 import { waitReady } from './wait-ready.js';
 import { checkPortFree, checkPostgres, checkRedis, findNginx, nginxVersion } from './preflight.js';
+import { adminProbe, publicProbe, skillsProbe, waitAllReady } from './start-wait.js';
 import { clearState, isAlive, writeState } from './state.js';
 import { ensureSelfSignedCert } from './tls.js';
 
@@ -43,6 +44,8 @@ export interface RunningCluster {
   processes: ManagedProcess[];
   /** The autoscaler and `skillserve scale`'s executor. */
   scaler: Scaler;
+  /** What the operator must know (e.g. a Redis without persistence, when REDIS_PERSISTENCE=warn). */
+  warnings: string[];
   stop(): Promise<void>;
 }
 
@@ -66,7 +69,9 @@ export async function startCluster({
 
   const host = config.HOST;
   const gatewayPorts = Array.from({ length: config.GATEWAY_COUNT }, (_, i) => config.GATEWAY_BASE_PORT + i);
-  await Promise.all([checkRedis(config), checkPostgres(config)]);
+  const [redisWarning] = await Promise.all([checkRedis(config), checkPostgres(config)]);
+  const warnings = redisWarning ? [redisWarning] : [];
+  for (const warning of warnings) print(loud(warning));
   const tlsOn = config.TLS === 'on';
   await checkPortFree(tlsOn ? '127.0.0.1' : host, config.PUBLIC_PORT, 'the public');
   if (tlsOn) await checkPortFree(host, config.TLS_PORT, 'the HTTPS');
@@ -191,13 +196,25 @@ export async function startCluster({
     gateways.start(config.GATEWAY_COUNT);
     record();
     const deadline = Date.now() + readyTimeoutMs;
-    await Promise.all(gatewayPorts.map((port) => waitReady(`http://${host}:${port}/readyz`, deadline)));
+    // Ready means every process: each role by its own admin /readyz (skills SERVING and
+    // announced, dispatchers consuming every skill's queue, gateways ready), and every skill
+    // started here visible and live through each gateway, as a client will ask for it.
+    await waitAllReady(
+      [
+        ...processes.map((p) => adminProbe(p, host)),
+        ...gatewayPorts.map((port, i) =>
+          skillsProbe(`gateway-${i + 1} (skills)`, `http://${host}:${port}`, devKey.key, config.SKILLS),
+        ),
+      ],
+      deadline,
+      print,
+    );
     const nginx = new ManagedProcess(nginxSpec, onEvent);
     upstreams.process = nginx;
     processes.push(nginx);
     nginx.start();
     record();
-    await waitReady(`${endpoint}/readyz`, deadline);
+    await waitAllReady([publicProbe(endpoint)], deadline, print);
     for (const spec of monitoring.specs) {
       const p = new ManagedProcess(spec, onEvent);
       processes.push(p);
@@ -228,8 +245,15 @@ export async function startCluster({
     devKey,
     processes,
     scaler,
+    warnings,
     stop,
   };
+}
+
+/** A warning framed so it is not lost in start-up output. */
+function loud(text: string): string {
+  const bar = '!'.repeat(78);
+  return `${bar}\n${text}\n${bar}`;
 }
 
 const WILDCARD = new Set(['0.0.0.0', '::', '[::]']);

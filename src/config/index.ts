@@ -79,6 +79,11 @@ export const configSchema = z.object({
   /** Address every local process binds to. 127.0.0.1 rather than localhost avoids the slow IPv6 fallback. */
   HOST: z.string().min(1).default('127.0.0.1'),
   REDIS_URL: z.url({ protocol: /^rediss?$/ }).default('redis://127.0.0.1:6379'),
+  /**
+   * What `up` does with a Redis whose persistence (AOF) is off, where a restart would lose every
+   * accepted job: `require` refuses to start, `warn` starts anyway and says so loudly.
+   */
+  REDIS_PERSISTENCE: z.enum(['require', 'warn']).default('require'),
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/postgres'),
   /**
    * Passwords kept apart from the URLs, so the URLs can live in a ConfigMap and the passwords in
@@ -97,8 +102,13 @@ export const configSchema = z.object({
     .regex(/^[A-Za-z0-9_.-]+$/, 'letters, digits, "_", "." or "-" only')
     .default('skillserve'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  /** Name this process reports in logs, metrics and X-Served-By; defaults to host:role:port. */
+  /** Name this process reports in logs and metrics; defaults to host:role:port. */
   INSTANCE_ID: z.string().min(1).optional(),
+  /**
+   * Whether answers carry `X-Served-By`: an opaque name of the gateway (a hash of its instance
+   * id, never a host or port), mapped back to the instance on the admin port and in the logs.
+   */
+  SERVED_BY_HEADER: z.stringbool().default(true),
 
   // --- public endpoint and gateways
   PUBLIC_PORT: port(8788),
@@ -133,6 +143,12 @@ export const configSchema = z.object({
   // --- API keys
   /** How long a gateway trusts a key lookup; a revoked key stops working within this time. */
   KEY_CACHE_TTL_MS: positiveInt(2_000),
+  /**
+   * Longest a request waits for Postgres to check a key: an unknown key, or a known one whose
+   * cached answer is older than KEY_CACHE_TTL_MS. Past it, a known key is served on its last
+   * answer and an unknown one gets 503 DATABASE_UNAVAILABLE.
+   */
+  KEY_LOOKUP_TIMEOUT_MS: positiveInt(500),
 
   // --- rate limits (per key and skill, by tier), enforced in Redis for the whole cluster
   RATE_LIMITS: numberMap('free=100,standard=1000,premium=10000').refine(
@@ -145,6 +161,8 @@ export const configSchema = z.object({
   /** nginx's per-client-IP limit in front of everything (requests/s, and the burst allowed above it). */
   NGINX_RATE_PER_IP: positiveInt(1_000),
   NGINX_BURST_PER_IP: positiveInt(2_000),
+  /** nginx's limit on connections with a request in progress per client IP (slow uploads included). */
+  NGINX_CONN_PER_IP: z.coerce.number().int().min(1).max(65_535).default(256),
   /**
    * `host:port,…` of the gateways nginx balances over, where they are not the local ones `up`
    * starts (containers: `gateway:8801`). Unset: HOST:GATEWAY_BASE_PORT… (GATEWAY_COUNT of them).
@@ -184,8 +202,13 @@ export const configSchema = z.object({
   CACHE_REFRESH_BUDGET_PER_S: positiveInt(50),
 
   // --- Redis on the hot path
-  /** A Redis round trip slower than this counts as a failure for the breaker. */
-  REDIS_TIMEOUT_MS: positiveInt(500),
+  /**
+   * Bound of a hot-path Redis round trip (rate limit and cache read; a registry refresh waits no
+   * longer either): slower counts as a failure for the breaker, and the request goes on degraded.
+   */
+  REDIS_TIMEOUT_MS: positiveInt(250),
+  /** Bound of every other Redis command (enqueue, job reads, queue depth, registry, heartbeats). */
+  REDIS_COMMAND_TIMEOUT_MS: positiveInt(1_000),
   REDIS_BREAKER_RESET_MS: positiveInt(2_000),
   // --- entity memory (/v1/memory)
   /** Most triples one `POST /v1/memory/triples` may carry; all are written or none. */
@@ -200,6 +223,14 @@ export const configSchema = z.object({
     .regex(/^[a-z][a-z0-9-]{0,39}$/, 'lower-case skill name, e.g. "nlp"')
     .default('nlp'),
   MEMORY_EXTRACT_TASK: z.string().min(1).max(64).default('triples'),
+  /**
+   * Longest a memory write may take, end to end. Postgres's own statement_timeout is set below it,
+   * so a slow database aborts (and rolls back) before the gateway gives up, and a write the
+   * gateway gave up on before committing is rolled back too: the answer says what was stored.
+   */
+  MEMORY_WRITE_TIMEOUT_MS: z.coerce.number().int().min(200).default(3_000),
+  /** How long an Idempotency-Key of a memory write is remembered (its answer is replayed). */
+  IDEMPOTENCY_RETENTION_S: positiveInt(86_400),
 
   // --- dispatchers
   DISPATCHER_COUNT: positiveInt(1),
@@ -209,6 +240,11 @@ export const configSchema = z.object({
   /** A job whose dispatcher stopped renewing its lock for this long is handed to another. */
   WORKER_LOCK_MS: positiveInt(30_000),
   WORKER_STALLED_CHECK_MS: positiveInt(15_000),
+  /**
+   * An accepted async job whose skill has no live replica waits for one (a restart, Redis coming
+   * back) until its deadline; one without a deadline waits this long, then fails SKILL_UNAVAILABLE.
+   */
+  SKILL_WAIT_MS: positiveInt(30_000),
 
   // --- dynamic batching (dispatchers). A skill's own `batching` (from its model config) applies
   // unless BATCH_OVERRIDES names the skill; BATCH_MAX_SIZE also caps what a skill declares.

@@ -1,4 +1,5 @@
 import { AppError } from '../errors/index.js';
+import { socketFailureCodes } from '../lib/socket-errors.js';
 
 /** SQLSTATEs meaning "the database cannot serve this right now", not "this request is wrong". */
 const unavailableStates = new Set([
@@ -11,17 +12,7 @@ const unavailableStates = new Set([
   '40001', // serialization_failure
 ]);
 
-/** Socket-level failures from node and the messages pg / pg-pool use for its own timeouts. */
-const unavailableNodeCodes = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-]);
+/** The messages pg / pg-pool use for its own timeouts and closed pools. */
 const unavailableMessages =
   /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection error|Cannot use a pool after calling end|the database system is (starting up|shutting down|in recovery mode)/i;
 
@@ -29,11 +20,16 @@ const unavailableMessages =
 function isPgUnavailable(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown } | undefined;
   const code = typeof e?.code === 'string' ? e.code : '';
-  if (unavailableStates.has(code) || code.startsWith('08') || unavailableNodeCodes.has(code)) return true;
+  if (unavailableStates.has(code) || code.startsWith('08') || socketFailureCodes.has(code)) return true;
   // AggregateError from a dual-stack connect carries its causes in `errors`.
   const nested = (err as { errors?: unknown[] } | undefined)?.errors;
   if (Array.isArray(nested) && nested.some(isPgUnavailable)) return true;
   return typeof e?.message === 'string' && unavailableMessages.test(e.message);
+}
+
+/** DATABASE_UNAVAILABLE for a Postgres outage, undefined for anything else. */
+export function pgOutageError(err: unknown): AppError | undefined {
+  return isPgUnavailable(err) ? pgToAppError(err) : undefined;
 }
 
 /** True for the failures worth one more attempt in a fresh transaction. */

@@ -1,5 +1,6 @@
 import type { RequestListener } from 'node:http';
 import express from 'express';
+import { publicName } from '../lib/public-name.js';
 import type { GatewayDeps } from './deps.js';
 import { fastInfer } from './fast-path.js';
 import { createInference } from './inference.js';
@@ -35,7 +36,7 @@ export function createGateway(deps: GatewayDeps): {
   });
   const inference = createInference(deps, metrics);
   const serveInfer = createInferService(deps, inference);
-  const context = { instance: deps.instance, metrics };
+  const context = { servedBy: deps.config.SERVED_BY_HEADER ? publicName(deps.instance, 'gw') : undefined, metrics };
   requestLogger(app, deps.logger);
   app.use(requestContext(context));
   // Everything under /v1 is the API: it needs a key. Health and metrics below do not.

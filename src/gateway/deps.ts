@@ -38,7 +38,7 @@ export interface GatewayDeps {
   authenticator: Pick<Authenticator, 'authenticate'>;
   limiter: RateLimiter;
   cache: ResponseCache;
-  redis: Pick<RedisGuard, 'available' | 'exec' | 'problem' | 'breakerState'>;
+  redis: Pick<RedisGuard, 'available' | 'exec' | 'problem' | 'breakerState' | 'onUnavailable'>;
   /** The Postgres pool's sizes, for metrics. */
   pgPool?: () => { total: number; idle: number; waiting: number; max: number };
   direct: DirectCall;

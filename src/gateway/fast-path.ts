@@ -5,6 +5,7 @@ import type { GatewayDeps } from './deps.js';
 import { invalidJson, sendError, sendJson } from './middleware/error-handler.js';
 import { type RequestContextOptions, type TrackedRequest, trackRequest } from './middleware/request-context.js';
 import type { InferService } from './routes/infer.js';
+import { decodeUtf8 } from './strict-json.js';
 
 /** The canonical infer path; anything else (odd casing, encoded names, trailing slash) goes to Express. */
 const INFER_PATH = /^\/v1\/skills\/([A-Za-z0-9][A-Za-z0-9._-]{0,63})\/infer(?:\?.*)?$/;
@@ -43,11 +44,9 @@ export function fastInfer(
   async function handle(req: IncomingMessage, res: ServerResponse, skill: string, tracked: TrackedRequest) {
     // As in Express: the key is checked before the body is read.
     const principal = await authenticator.authenticate(req.headers.authorization);
-    const raw = await getRawBody(req, {
-      length: req.headers['content-length'],
-      limit: config.BODY_LIMIT_BYTES,
-      encoding: 'utf-8',
-    });
+    const raw = decodeUtf8(
+      await getRawBody(req, { length: req.headers['content-length'], limit: config.BODY_LIMIT_BYTES }),
+    );
     let body: unknown = {};
     if (raw.length > 0) {
       try {

@@ -13,6 +13,8 @@ import type { SkillInfo } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
 import type { GatewayMetrics } from './metrics.js';
 import { RefreshAhead } from './refresh-ahead.js';
+import { untilRedisFails } from './redis-stall.js';
+import { redisOutageError } from '../lib/redis.js';
 
 /** What is kept in the cache for one answer. */
 export interface CachedAnswer {
@@ -188,9 +190,12 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
 
   function degradedAdmission(principal: Principal, p: Plan, local: CacheEntry | undefined): Admission {
     metrics.degraded.inc({ reason: 'redis' });
+    // Without Redis there is nothing newer to read: the in-process copy serves past its L1 TTL.
+    const entry =
+      local ?? (p.cacheKey && !p.directives.noCache ? cache.getLocal(p.cacheKey, { pastL1Ttl: true }) : undefined);
     return {
       limit: limiter.fallback(principal, p.skill.name),
-      entry: local as CacheEntry<CachedAnswer> | undefined,
+      entry: entry as CacheEntry<CachedAnswer> | undefined,
       degraded: 'redis',
     };
   }
@@ -247,7 +252,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     try {
       await deps.jobs.admit(p.skill.name);
       const priority = await jobPriority(deps.jobs, policy, p.skill.name, p.principal);
-      return await deps.jobs.run(
+      const run = deps.jobs.run(
         {
           skill: p.skill.name,
           requestId,
@@ -258,9 +263,10 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
         },
         { coalesceId: p.coalesceId, arrivedAt: p.arrivedAt, priority },
       );
+      return await untilRedisFails(redis, run);
     } catch (err) {
-      // Redis went away between admission and enqueue: nothing was queued, so call directly.
-      if (err instanceof AppError && err.code === 'QUEUE_UNAVAILABLE') return callDirect();
+      // Redis went away (or hung) between admission and the answer: call the skill directly.
+      if (redisOutageError(err)) return callDirect();
       throw err;
     }
   }

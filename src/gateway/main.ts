@@ -2,6 +2,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
+import { publicName } from '../lib/public-name.js';
 import { createLogger } from '../observability/logger.js';
 import { serveAdmin } from '../observability/admin-server.js';
 import { createRegistry } from '../observability/metrics.js';
@@ -38,7 +39,10 @@ export async function runGateway(config: Config): Promise<void> {
     config.HOST,
     config.METRICS_PORT,
   );
-  logger.info({ port: (server.address() as AddressInfo).port, adminPort: admin.port }, 'gateway listening');
+  logger.info(
+    { port: (server.address() as AddressInfo).port, adminPort: admin.port, servedBy: publicName(instance, 'gw') },
+    'gateway listening',
+  );
 
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
     {

@@ -44,9 +44,14 @@ function flatten(data: unknown[], out: unknown[], depth: number): boolean {
 
 function valueProblem(datatype: TensorDatatype, v: unknown): string | undefined {
   switch (datatype) {
+    // Non-finite values (JSON's 1e999 parses as Infinity) and FP32 values beyond its range (which
+    // would become Infinity on the way to the model) are refused, not computed with.
     case 'FP32':
+      if (typeof v !== 'number') return 'a number';
+      return Number.isFinite(Math.fround(v)) ? undefined : "a finite number within FP32's range";
     case 'FP64':
-      return typeof v === 'number' ? undefined : 'a number';
+      if (typeof v !== 'number') return 'a number';
+      return Number.isFinite(v) ? undefined : 'a finite number';
     case 'INT32':
       return Number.isInteger(v) && Math.abs(v as number) <= 2 ** 31 ? undefined : 'a 32-bit integer';
     case 'INT64':
@@ -71,10 +76,22 @@ export function toWireTensors(inputs: readonly HttpTensor[]): WireTensor[] {
     if (values.length !== needed) fail(`shape ${formatShape(t.shape)} needs ${needed} values, got ${values.length}`);
     values.forEach((v, j) => {
       const expected = valueProblem(t.datatype, v);
-      if (expected) fail(`data[${j}] is ${JSON.stringify(v)?.slice(0, 20)}, expected ${expected} for ${t.datatype}`);
+      if (expected) {
+        throw new AppError(
+          'BAD_REQUEST',
+          `input "${t.name}": data[${j}] is ${describeValue(v)}, expected ${expected} for ${t.datatype}`,
+          { field: `inputs.${i}.data`, input: t.name, index: j },
+        );
+      }
     });
     return makeTensor(t.name, t.datatype, t.shape, values as (number | boolean)[]);
   });
+}
+
+/** A value as a message shows it: JSON would print Infinity as null. */
+function describeValue(v: unknown): string {
+  if (typeof v === 'number' && !Number.isFinite(v)) return String(v);
+  return JSON.stringify(v)?.slice(0, 20) ?? String(v);
 }
 
 /** A tensor from a skill, as OIP JSON: `{name, datatype, shape, data}` with flat data. */

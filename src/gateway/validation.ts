@@ -63,13 +63,25 @@ export function parseInferBody(body: unknown, maxInputChars: number): InferBody 
   }
   const { inputs, ...rest } = parsed.data;
   if (inputs) return { ...rest, tensors: toWireTensors(inputs) };
-  if (rest.input !== undefined && rest.input.length > maxInputChars) {
-    throw new AppError('INPUT_TOO_LARGE', `input has ${rest.input.length} characters; the limit is ${maxInputChars}`, {
+  if (rest.input === undefined) return rest;
+  const input = normalizeText(rest.input);
+  if (input.length > maxInputChars) {
+    throw new AppError('INPUT_TOO_LARGE', `input has ${input.length} characters; the limit is ${maxInputChars}`, {
       field: 'input',
       limit: maxInputChars,
     });
   }
-  return rest;
+  return { ...rest, input };
+}
+
+/**
+ * The text a model sees: Unicode NFC. Canonically equivalent strings (é as one code point or as
+ * e + combining accent) are the same input, so they get the same answer — computed from the same
+ * text — and share one cache entry; without this, the second form would be answered from the
+ * first form's text. Nothing else is changed (no trimming, no case folding).
+ */
+export function normalizeText(text: string): string {
+  return text.normalize('NFC');
 }
 
 /** For a problem inside `inputs[i]`, the name of that tensor when it has one. */

@@ -35,17 +35,28 @@ export async function openGateway(
   config: Config,
   { instance, logger, metrics }: { instance: string; logger: Logger; metrics: Registry },
 ): Promise<OpenGateway> {
-  const redis = createRedis(config.REDIS_URL, { name: 'gateway' });
+  const redis = createRedis(config.REDIS_URL, { name: 'gateway', commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
   const subscriber = createRedis(config.REDIS_URL, { name: 'gateway-sub', blocking: true });
   // The rate limiter and cache get a connection of their own: BullMQ defines dozens of scripts on
   // the queue connection, and ioredis copies them into every pipeline built on it (~10x the cost).
-  const hot = createRedis(config.REDIS_URL, { name: 'gateway-hot' });
+  // Its commands are bounded like the breaker's calls, so a hung Redis does not pile them up.
+  const hot = createRedis(config.REDIS_URL, { name: 'gateway-hot', commandTimeoutMs: config.REDIS_TIMEOUT_MS });
   await Promise.all([redisReady(redis, config.REDIS_URL), redisReady(hot, config.REDIS_URL)]);
   const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-gateway', schema: config.DATABASE_SCHEMA });
   const applied = await migrate(pg, config.DATABASE_SCHEMA);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
-  const authenticator = new Authenticator({ keys: new KeyStore(pg), ttlMs: config.KEY_CACHE_TTL_MS });
-  const memory = new PgEntityStore(pg);
+  const authenticator = new Authenticator({
+    keys: new KeyStore(pg),
+    ttlMs: config.KEY_CACHE_TTL_MS,
+    lookupTimeoutMs: config.KEY_LOOKUP_TIMEOUT_MS,
+  });
+  const memory = new PgEntityStore(pg, {
+    writeTimeoutMs: config.MEMORY_WRITE_TIMEOUT_MS,
+    idempotencyRetentionS: config.IDEMPOTENCY_RETENTION_S,
+  });
+  // Idempotency keys past their retention, swept now and then (every gateway; the DELETE is cheap).
+  const sweep = setInterval(() => void memory.sweepIdempotencyKeys().catch(() => undefined), 15 * 60_000);
+  sweep.unref();
   const jobs = new JobProducer({
     maxDepth: (skill) => config.QUEUE_DEPTHS[skill] ?? config.MAX_QUEUE_DEPTH,
     redis,
@@ -55,11 +66,16 @@ export async function openGateway(
     logger,
   });
   await jobs.start();
-  const skills = new CachedRegistry(new SkillRegistry(redis, config.KEY_PREFIX), config.REGISTRY_CACHE_MS);
+  const skills = new CachedRegistry(
+    new SkillRegistry(redis, config.KEY_PREFIX),
+    config.REGISTRY_CACHE_MS,
+    config.REDIS_TIMEOUT_MS,
+  );
   const clients = new SkillClientPool(skills);
   const guard = new RedisGuard(hot, {
     timeoutMs: config.REDIS_TIMEOUT_MS,
     resetMs: config.REDIS_BREAKER_RESET_MS,
+    probeMs: Math.max(250, config.REDIS_TIMEOUT_MS),
     onStateChange: (state) => logger.warn({ state }, 'Redis circuit breaker'),
   });
   const presence = new GatewayPresence(redis, config.KEY_PREFIX, instance, 2_000);
@@ -126,6 +142,7 @@ export async function openGateway(
     },
     closing: [
       { name: 'presence', run: () => presence.stop() },
+      { name: 'sweep', run: () => clearInterval(sweep) },
       { name: 'jobs', run: () => jobs.close() },
       { name: 'breaker', run: () => guard.shutdown() },
       { name: 'grpc', run: () => clients.close() },

@@ -62,6 +62,22 @@ export interface RecallPage {
   next?: RecallPosition;
 }
 
+/** A write made at most once per Idempotency-Key, and the answer it gave, kept with it. */
+export interface IdempotentWrite<R> {
+  key: string;
+  /** The request in a canonical form (route and body): a key reused for another request is a 409. */
+  request: string;
+  /** The answer to store with the key, from what was asserted. */
+  respond(asserted: AssertedTriple[]): { status: number; body: R };
+}
+
+/** The answer of an idempotent write: made now, or replayed from the key's first use. */
+export interface WriteAnswer<R> {
+  status: number;
+  body: R;
+  replayed: boolean;
+}
+
 /**
  * Per-tenant fact memory. Every method is scoped by `tenantId`, which comes from the caller's
  * API key, never from the request; failures are AppErrors (DATABASE_UNAVAILABLE, BAD_REQUEST).
@@ -73,6 +89,12 @@ export interface EntityStore {
    * Returns one entry per distinct triple, in the order each first appears in `triples`.
    */
   assert(tenantId: string, triples: readonly TripleInput[]): Promise<AssertedTriple[]>;
+  /**
+   * {@link assert} at most once per `write.key` for the tenant: the first call writes and stores
+   * its answer in the same transaction; later calls with the key and the same request get that
+   * answer (`replayed`), with another request IDEMPOTENCY_KEY_REUSED.
+   */
+  assertOnce<R>(tenantId: string, triples: readonly TripleInput[], write: IdempotentWrite<R>): Promise<WriteAnswer<R>>;
   /**
    * Facts matching `query`, best first: confidence, then most recently updated, then newest id.
    * Paging with `after` = the previous page's `next` never returns a row twice and returns every

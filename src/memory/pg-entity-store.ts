@@ -1,9 +1,14 @@
+import { createHash } from 'node:crypto';
 import type pg from 'pg';
 import { isPgRetryable, pgToAppError } from '../db/pg-errors.js';
+import { AppError } from '../errors/index.js';
+import { WriteFailed, writeTransaction } from '../lib/postgres.js';
 import { combineDuplicates, tripleKey } from './combine.js';
 import type {
   AssertedTriple,
   EntityStore,
+  IdempotentWrite,
+  WriteAnswer,
   RecallPage,
   RecallQuery,
   StoredTriple,
@@ -60,6 +65,22 @@ interface Row {
   created_at: Date;
   updated_at: Date;
   updated_us: string;
+}
+
+/**
+ * A failed write as the API answers it. An outage says whether anything was stored: `false`
+ * (rolled back; safe to retry) or `unknown` (the commit was not confirmed; retry with the same
+ * Idempotency-Key, which returns the first answer if it was stored and writes once if not).
+ */
+function writeError(err: WriteFailed): AppError {
+  if (err.cause instanceof AppError) return err.cause;
+  const mapped = err.cause === undefined ? undefined : pgToAppError(err.cause, constraintFields);
+  if (mapped && mapped.code !== 'DATABASE_UNAVAILABLE') return mapped;
+  const message =
+    err.stored === false
+      ? 'the database did not complete the write; nothing was stored'
+      : 'the database did not confirm the write; it may or may not be stored: retry with the same Idempotency-Key';
+  return new AppError('DATABASE_UNAVAILABLE', message, { stored: err.stored }, { cause: err.cause, retryAfterS: 1 });
 }
 
 function toTriple(r: Row): StoredTriple {
@@ -119,12 +140,102 @@ export function recallStatement(tenantId: string, query: RecallQuery): { text: s
   };
 }
 
+export interface PgEntityStoreOptions {
+  /** End-to-end bound of one write (MEMORY_WRITE_TIMEOUT_MS); see writeTransaction. */
+  writeTimeoutMs?: number;
+  /** How long an idempotency key's answer is kept (IDEMPOTENCY_RETENTION_S). */
+  idempotencyRetentionS?: number;
+}
+
 /** {@link EntityStore} on Postgres. Every statement is parameterised and scoped by tenant. */
 export class PgEntityStore implements EntityStore {
-  constructor(private readonly pool: Pick<pg.Pool, 'query'>) {}
+  private readonly writeTimeoutMs: number;
+  private readonly retentionS: number;
+
+  constructor(
+    private readonly pool: pg.Pool,
+    opts: PgEntityStoreOptions = {},
+  ) {
+    this.writeTimeoutMs = opts.writeTimeoutMs ?? 3_000;
+    this.retentionS = opts.idempotencyRetentionS ?? 86_400;
+  }
 
   async assert(tenantId: string, triples: readonly TripleInput[]): Promise<AssertedTriple[]> {
     if (triples.length === 0) return [];
+    return this.write((client) => this.upsert(client, tenantId, triples));
+  }
+
+  async assertOnce<R>(
+    tenantId: string,
+    triples: readonly TripleInput[],
+    write: IdempotentWrite<R>,
+  ): Promise<WriteAnswer<R>> {
+    const hash = createHash('sha256').update(write.request).digest();
+    return this.write(async (client) => {
+      // Expired: as if never used. Then claim the key; a concurrent first use holds its row lock
+      // until it commits (then this one sees its answer) or rolls back (then this one claims it).
+      await client.query(
+        `DELETE FROM idempotency_keys
+          WHERE tenant_id = $1 AND key = $2 AND created_at < now() - $3 * interval '1 second'`,
+        [tenantId, write.key, this.retentionS],
+      );
+      const claimed = await client.query(
+        `INSERT INTO idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3)
+         ON CONFLICT (tenant_id, key) DO NOTHING`,
+        [tenantId, write.key, hash],
+      );
+      if (claimed.rowCount === 0) {
+        const { rows } = await client.query<{ request_hash: Buffer; status: number | null; response: R | null }>(
+          'SELECT request_hash, status, response FROM idempotency_keys WHERE tenant_id = $1 AND key = $2',
+          [tenantId, write.key],
+        );
+        const row = rows[0];
+        if (!row || !row.request_hash.equals(hash) || row.status === null) {
+          throw new AppError('IDEMPOTENCY_KEY_REUSED', undefined, { header: 'Idempotency-Key' });
+        }
+        return { status: row.status, body: row.response as R, replayed: true };
+      }
+      const asserted = triples.length === 0 ? [] : await this.upsert(client, tenantId, triples);
+      const { status, body } = write.respond(asserted);
+      await client.query('UPDATE idempotency_keys SET status = $3, response = $4 WHERE tenant_id = $1 AND key = $2', [
+        tenantId,
+        write.key,
+        status,
+        JSON.stringify(body),
+      ]);
+      return { status, body, replayed: false };
+    });
+  }
+
+  /** Deletes idempotency keys past their retention; returns how many. */
+  async sweepIdempotencyKeys(): Promise<number> {
+    const result = await this.query(
+      `DELETE FROM idempotency_keys WHERE created_at < now() - $1 * interval '1 second'`,
+      [this.retentionS],
+    );
+    return result.rowCount ?? 0;
+  }
+
+  /** One write transaction (see writeTransaction), tried again once after a deadlock. */
+  private async write<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await writeTransaction(this.pool, this.writeTimeoutMs, work);
+      } catch (err) {
+        if (err instanceof WriteFailed) {
+          if (attempt < MAX_ATTEMPTS && err.stored === false && isPgRetryable(err.cause)) continue;
+          throw writeError(err);
+        }
+        throw pgToAppError(err, constraintFields);
+      }
+    }
+  }
+
+  private async upsert(
+    client: pg.PoolClient,
+    tenantId: string,
+    triples: readonly TripleInput[],
+  ): Promise<AssertedTriple[]> {
     const combined = combineDuplicates(triples);
     // A fixed lock order for every writer (code-unit order of the key).
     const sorted = [...combined].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
@@ -137,7 +248,7 @@ export class PgEntityStore implements EntityStore {
       sorted.map((t) => t.source),
       sorted.map((t) => t.assertions),
     ];
-    const rows = await this.run<Row & { inserted: boolean }>(assertSql, values);
+    const { rows } = await client.query<Row & { inserted: boolean }>(assertSql, values);
     const byKey = new Map(rows.map((r) => [tripleKey(r), r]));
     return combined.map((t) => {
       const row = byKey.get(t.key);

@@ -138,14 +138,15 @@ export function parseAssertBody(body: unknown, opts: { maxBatch: number; default
 export function parseExtractBody(body: unknown, maxInputChars: number): { text: string; source?: string } {
   const parsed = extractSchema.safeParse(requireObject(body, '{"text": "..."}'));
   if (!parsed.success) throw badRequest(zodProblems(parsed.error));
-  if (parsed.data.text.length > maxInputChars) {
-    throw new AppError(
-      'INPUT_TOO_LARGE',
-      `text has ${parsed.data.text.length} characters; the limit is ${maxInputChars}`,
-      { field: 'text', limit: maxInputChars },
-    );
+  // The model sees NFC, as every text input to a model (see the gateway's normalizeText).
+  const text = parsed.data.text.normalize('NFC');
+  if (text.length > maxInputChars) {
+    throw new AppError('INPUT_TOO_LARGE', `text has ${text.length} characters; the limit is ${maxInputChars}`, {
+      field: 'text',
+      limit: maxInputChars,
+    });
   }
-  return parsed.data;
+  return { ...parsed.data, text };
 }
 
 type Query = Record<string, unknown>;

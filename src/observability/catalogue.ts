@@ -56,7 +56,10 @@ export const LABELS = {
   refresh_outcome: { doc: 'refresh-ahead outcome', values: ['refreshed', 'skipped', 'failed'] },
   redis_op: { doc: 'what one request-path round trip carried', values: ['limit', 'limit+cache'] },
   dependency: { doc: 'what a circuit breaker on the request path guards', values: ['redis'] },
-  check: { doc: 'a readiness check of the process', values: ['redis', 'postgres', 'skills', 'model'] },
+  check: {
+    doc: 'a readiness check of the process (`workers`: a dispatcher consumes every skill; `registry`: a skill is announced)',
+    values: ['redis', 'postgres', 'skills', 'model', 'workers', 'registry'],
+  },
   pool_state: { doc: 'Postgres pool connection state', values: ['idle', 'busy'] },
   queue_state: {
     doc: 'BullMQ job state (`prioritized`: waiting with a priority, which is how every infer job waits)',

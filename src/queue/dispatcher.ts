@@ -11,6 +11,7 @@ import { inferBatch } from '../skills/infer-batch.js';
 import { inferOnce } from '../skills/infer-once.js';
 import type { CachedRegistry, SkillInfo } from '../skills/registry.js';
 import { type BatchItemResult, DynamicBatcher } from './batcher.js';
+import { awaitReplica, whileSkillAbsent } from './skill-wait.js';
 import { batchSettings, workerConcurrency } from './batch-settings.js';
 import {
   announceCompletions,
@@ -37,6 +38,8 @@ export interface DispatcherDeps {
 export interface Dispatcher {
   /** Starts a worker for every skill in the catalogue, and keeps watching for new skills. */
   start(): Promise<void>;
+  /** Skills whose worker is running (consuming its queue). */
+  consuming(): string[];
   close(): Promise<void>;
 }
 
@@ -75,6 +78,17 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function expired(job: Job<InferJobData, InferJobResult>): boolean {
     return timeLeft(job) <= 0;
   }
+  /**
+   * Until when a job waits for an absent skill. An accepted async job (it has a requestHash; its
+   * client holds an id) waits until its deadline, else SKILL_WAIT_MS. A request someone is
+   * waiting on answers SKILL_UNAVAILABLE sooner, after long enough for a skill to re-announce
+   * (two heartbeats), so a skill that is down is reported quickly.
+   */
+  function waitUntil(job: Job<InferJobData, InferJobResult>): number {
+    const now = Date.now();
+    if (job.data.requestHash !== undefined) return job.data.deadlineAt ?? now + config.SKILL_WAIT_MS;
+    return Math.min(job.data.deadlineAt ?? Infinity, now + 2 * config.SKILL_HEARTBEAT_MS);
+  }
   function expiredError(job: Job<InferJobData, InferJobResult>): AppError {
     jobsTotal.inc({ skill: job.data.skill, outcome: 'expired' });
     return new AppError('DEADLINE_EXCEEDED', `${job.data.skill}: the deadline passed while the job waited`);
@@ -89,12 +103,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (left <= 0) throw encodeFailure(expiredError(job));
     const t0 = performance.now();
     try {
-      const result = await inferOnce(
-        deps.pool,
-        skill,
-        job.id ?? '',
-        item,
-        Math.min(config.SKILL_CALL_TIMEOUT_MS, left),
+      const result = await whileSkillAbsent(deps.registry, skill, waitUntil(job), () =>
+        inferOnce(
+          deps.pool,
+          skill,
+          job.id ?? '',
+          item,
+          Math.min(config.SKILL_CALL_TIMEOUT_MS, Math.max(1, timeLeft(job))),
+        ),
       );
       return { ...result, timing: { ...result.timing, queueMs } };
     } catch (err) {
@@ -118,11 +134,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (live.length === 0) return picked.map((p) => results.get(p)!);
     batchSize.observe({ skill }, live.length);
     // The most patient job bounds the call: one impatient job must not cut the others short.
-    const budget = Math.min(config.SKILL_CALL_TIMEOUT_MS, Math.max(...live.map(({ job }) => timeLeft(job))));
+    const budget = () => Math.min(config.SKILL_CALL_TIMEOUT_MS, Math.max(1, ...live.map(({ job }) => timeLeft(job))));
+    const until = Math.max(...live.map(({ job }) => waitUntil(job)));
     const t0 = performance.now();
     try {
       const items = live.map(({ job }) => ({ id: job.id ?? '', item: job.data.item }));
-      const batch = await inferBatch(deps.pool, skill, items, budget);
+      const batch = await whileSkillAbsent(deps.registry, skill, until, () =>
+        inferBatch(deps.pool, skill, items, budget()),
+      );
       batchCompute.observe({ skill }, batch.computeMs / 1000);
       batch.items.forEach((outcome, i) => {
         const p = live[i]!;
@@ -151,6 +170,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const processor = async (job: Job<InferJobData, InferJobResult>): Promise<InferJobResult> => {
       try {
         if (expired(job)) throw expiredError(job);
+        await awaitReplica(deps.registry, info.name, waitUntil(job));
         return await batcher.submit({ job, pickedAt: Date.now() });
       } catch (err) {
         throw encodeFailure(err);
@@ -198,6 +218,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
         sync().catch((err: unknown) => logger.warn({ err }, 'could not read the skill catalogue'));
       }, config.REGISTRY_CACHE_MS * 2);
     },
+    consuming: () => [...workers].filter(([, w]) => w.isRunning()).map(([name]) => name),
     async close() {
       clearInterval(watch);
       // Worker.close() waits for active jobs to finish, so accepted work completes; with Redis

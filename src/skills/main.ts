@@ -36,13 +36,31 @@ export async function runSkill(config: Config): Promise<void> {
   // What the registry tells dispatchers and gateways to dial: not a wildcard bind address.
   const address = hostPort(advertisedHost(config), port);
   const instance = instanceId(config, `skill-${name}`, port);
+  /** When the registry last took this replica's announcement: it gets traffic only while that is current. */
+  let announcedAt = 0;
   const admin = await serveAdmin(
-    { role: 'skill', instance, registry: metrics, readiness: [{ name: 'model', check: () => server.checkServing() }] },
+    {
+      role: 'skill',
+      instance,
+      registry: metrics,
+      readiness: [
+        { name: 'model', check: () => server.checkServing() },
+        {
+          name: 'registry',
+          async check() {
+            if (Date.now() - announcedAt > config.SKILL_TTL_MS) throw new Error('not announced in the registry');
+          },
+        },
+      ],
+    },
     config.HOST,
     config.METRICS_PORT,
   );
 
-  const redis = createRedis(config.REDIS_URL, { name: `skill-${name}` });
+  const redis = createRedis(config.REDIS_URL, {
+    name: `skill-${name}`,
+    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
+  });
   await redisReady(redis, config.REDIS_URL);
   const registry = new SkillRegistry(redis, config.KEY_PREFIX);
   const startedAt = Date.now();
@@ -58,12 +76,32 @@ export async function runSkill(config: Config): Promise<void> {
     state: backend.state(),
     capacity,
   });
-  const announce = () =>
-    registry.announce(replica(), config.SKILL_TTL_MS).catch((err: unknown) => {
-      logger.warn({ err }, 'heartbeat to the registry failed');
-    });
+  // A failed heartbeat is tried again shortly rather than a whole interval later, so after Redis
+  // hung (no reconnect to announce on) the skill is back as soon as Redis answers.
+  let retry: NodeJS.Timeout | undefined;
+  const announce = (): Promise<void> =>
+    registry.announce(replica(), config.SKILL_TTL_MS).then(
+      () => {
+        announcedAt = Date.now();
+      },
+      (err: unknown) => {
+        if (announcedAt > 0 && Date.now() - announcedAt <= config.SKILL_HEARTBEAT_MS * 2)
+          logger.warn({ err }, 'heartbeat to the registry failed');
+        retry ??= setTimeout(
+          () => {
+            retry = undefined;
+            void announce();
+          },
+          Math.min(200, config.SKILL_HEARTBEAT_MS),
+        );
+      },
+    );
   await registry.announce(replica(), config.SKILL_TTL_MS);
+  announcedAt = Date.now();
   const heartbeat = setInterval(announce, config.SKILL_HEARTBEAT_MS);
+  // Redis came back (a restart, a failover, a network blip): announce at once, not on the next
+  // heartbeat, so the skill does not look absent to the dispatchers and gateways meanwhile.
+  redis.on('ready', () => void announce());
   // SIGHUP: re-read the model source now (e.g. after copying a new version into the repository).
   process.on('SIGHUP', () => {
     server.refresh().then(announce, (err: unknown) => logger.warn({ err }, 'refreshing the models failed'));
@@ -72,7 +110,13 @@ export async function runSkill(config: Config): Promise<void> {
   logger.info({ address, adminPort: admin.port, model: backend.describe().model }, 'skill serving');
 
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
-    { name: 'heartbeat', run: () => clearInterval(heartbeat) },
+    {
+      name: 'heartbeat',
+      run: () => {
+        clearInterval(heartbeat);
+        clearTimeout(retry);
+      },
+    },
     { name: 'registry', run: () => registry.withdraw(name, address) },
     { name: 'grpc', run: () => server.stop(config.SHUTDOWN_TIMEOUT_MS / 2) },
     { name: 'admin', run: () => admin.close() },

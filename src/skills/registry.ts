@@ -72,7 +72,13 @@ export class SkillRegistry {
     await this.redis.hdel(this.liveKey, `${name}|${address}`);
   }
 
-  async snapshot(): Promise<RegistrySnapshot> {
+  /**
+   * The catalogue and the live replicas. `unreachableSince` (epoch ms): the reader could not
+   * reach Redis from then until now, and neither could the skills, so a replica whose entry
+   * expired meanwhile is not taken for dead — it had no way to heartbeat. It counts as live in
+   * this snapshot (and is not swept); its next heartbeat, or its absence, settles it.
+   */
+  async snapshot(unreachableSince?: number): Promise<RegistrySnapshot> {
     const [catalogueRes, liveRes] =
       (await this.redis.multi().hgetall(this.catalogueKey).hgetall(this.liveKey).exec()) ?? [];
     const rawCatalogue = (catalogueRes?.[1] ?? {}) as Record<string, string>;
@@ -84,48 +90,96 @@ export class SkillRegistry {
     const expired: string[] = [];
     for (const [field, json] of Object.entries(rawLive)) {
       const replica = JSON.parse(json) as SkillReplica;
-      if (replica.expiresAt > now) live.push(replica);
+      if (replica.expiresAt > now || (unreachableSince !== undefined && replica.expiresAt > unreachableSince))
+        live.push(replica);
       else expired.push(field);
     }
-    // Replicas that died without withdrawing are swept by whoever reads them first.
-    if (expired.length > 0) void this.redis.hdel(this.liveKey, ...expired).catch(() => undefined);
+    // Replicas that died without withdrawing are swept by whoever reads them first, each only
+    // if it is still the entry read: one that re-announced meanwhile (a skill coming back with
+    // Redis) must not be deleted by a reader that saw its old, expired entry.
+    if (expired.length > 0) {
+      const args = expired.flatMap((field) => [field, rawLive[field]!]);
+      void this.redis.eval(sweepLua, 1, this.liveKey, ...args).catch(() => undefined);
+    }
     return { catalogue, live };
   }
 }
 
+/** HDEL each field whose value is still the one given (compare-and-delete). */
+const sweepLua = `
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    n = n + redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return n`;
+
 /**
  * A registry snapshot reused for `maxAgeMs`, so the hot path does not ask Redis on every
- * request. Concurrent callers share one refresh.
+ * request. Concurrent callers share one refresh, and wait for it at most `waitMs` (counted from
+ * when the refresh started) when there is an older snapshot to fall back on: a hung Redis costs
+ * the first callers that long, and the others nothing.
  */
 export class CachedRegistry {
   private value?: { at: number; snapshot: RegistrySnapshot };
   private pending?: Promise<RegistrySnapshot>;
+  private pendingSince = 0;
+  /**
+   * Since when refreshes fail (Redis away or hung): until one succeeds, nobody waits for one, and
+   * the first that does forgives the heartbeats the outage swallowed (see SkillRegistry.snapshot).
+   */
+  private failingSince?: number;
+  private lastOkAt?: number;
 
   constructor(
     private readonly registry: SkillRegistry,
     private readonly maxAgeMs: number,
+    private readonly waitMs = Infinity,
   ) {}
 
   /**
-   * The snapshot, refreshed when older than `maxAgeMs`. When Redis cannot be read, the last
-   * snapshot keeps serving (the degraded path calls skills directly from it); with none, it throws.
+   * The snapshot, refreshed when older than `maxAgeMs`. When Redis cannot be read (or does not
+   * answer within `waitMs`), the last snapshot keeps serving (the degraded path calls skills
+   * directly from it); with none, it throws.
    */
   async get(): Promise<RegistrySnapshot> {
-    if (this.value && Date.now() - this.value.at < this.maxAgeMs) return this.value.snapshot;
-    this.pending ??= this.registry
-      .snapshot()
-      .then((snapshot) => {
-        this.value = { at: Date.now(), snapshot };
-        return snapshot;
-      })
-      .catch((err: unknown) => {
-        if (this.value) return this.value.snapshot;
-        throw err;
-      })
-      .finally(() => {
-        this.pending = undefined;
-      });
-    return this.pending;
+    const now = Date.now();
+    const value = this.value;
+    if (value && now - value.at < this.maxAgeMs) return value.snapshot;
+    if (!this.pending) {
+      this.pendingSince = now;
+      const outageFrom = this.failingSince;
+      this.pending = this.registry
+        .snapshot(outageFrom)
+        .then((snapshot) => {
+          // Right after an outage, read again soon: the skills are announcing themselves anew.
+          this.value = { at: outageFrom === undefined ? Date.now() : Date.now() - this.maxAgeMs / 2, snapshot };
+          this.failingSince = undefined;
+          this.lastOkAt = Date.now();
+          return snapshot;
+        })
+        .catch((err: unknown) => {
+          this.failingSince ??= this.lastOkAt ?? this.pendingSince;
+          if (this.value) return this.value.snapshot;
+          throw err;
+        })
+        .finally(() => {
+          this.pending = undefined;
+        });
+    }
+    const left = this.failingSince !== undefined ? 0 : this.pendingSince + this.waitMs - now;
+    if (!value || left === Infinity) return this.pending;
+    if (left <= 0) return value.snapshot;
+    let timer: NodeJS.Timeout | undefined;
+    const fallback = new Promise<RegistrySnapshot>((resolve) => {
+      timer = setTimeout(() => resolve(value.snapshot), left);
+    });
+    try {
+      return await Promise.race([this.pending, fallback]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
   /** Forget the cached snapshot, e.g. after a replica was found dead. */

@@ -67,6 +67,9 @@ export async function testConfig(
     // Scaling is the scaling tests' business: a busy shared machine must not resize other tests' clusters.
     AUTOSCALE: 'off',
     LOG_LEVEL: 'warn',
+    // The machine's Redis is shared by every test run; whether it persists is the machine's
+    // choice, not a test's. The test of persistence itself runs its own Redis (redis/redis.conf).
+    REDIS_PERSISTENCE: 'warn',
     REQUEST_TIMEOUT_MS: '8000',
     SKILL_TTL_MS: '2000',
     SKILL_HEARTBEAT_MS: '500',

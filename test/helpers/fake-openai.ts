@@ -40,6 +40,8 @@ export interface FakeOpenAi {
   reset(): void;
   /** What GET /v1/models answers: the listed models, or a status. */
   models: { ids: string[]; ownedBy: string } | { status: number; body?: unknown };
+  /** How long GET /v1/models takes (a slow upstream makes the skill slow to start). */
+  modelsDelayMs: number;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,7 @@ export async function startFakeOpenAi(ids: string[] = ['tiny-llm']): Promise<Fak
       queue.length = 0;
     },
     models: { ids, ownedBy: 'fake' },
+    modelsDelayMs: 0,
   };
 
   const json = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -81,11 +84,16 @@ export async function startFakeOpenAi(ids: string[] = ['tiny-llm']): Promise<Fak
       });
       if (req.method === 'GET' && req.url === '/v1/models') {
         const m = fake.models;
-        if ('status' in m) return json(res, m.status, m.body ?? { error: { message: 'nope' } });
-        return json(res, 200, {
-          object: 'list',
-          data: m.ids.map((id) => ({ id, object: 'model', created: 0, owned_by: m.ownedBy })),
-        });
+        const answer = () => {
+          if ('status' in m) return json(res, m.status, m.body ?? { error: { message: 'nope' } });
+          return json(res, 200, {
+            object: 'list',
+            data: m.ids.map((id) => ({ id, object: 'model', created: 0, owned_by: m.ownedBy })),
+          });
+        };
+        const timer = setTimeout(answer, fake.modelsDelayMs);
+        res.on('close', () => clearTimeout(timer));
+        return;
       }
       const chat = req.url === '/v1/chat/completions';
       if (req.method !== 'POST' || (!chat && req.url !== '/v1/completions')) {

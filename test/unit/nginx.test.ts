@@ -43,6 +43,11 @@ describe('nginx config', () => {
     assert.match(conf, /proxy_next_upstream error timeout/);
     assert.match(conf, /limit_req_zone \$binary_remote_addr zone=per_ip:10m rate=1000r\/s;/);
     assert.match(conf, /limit_req zone=per_ip burst=2000 nodelay;/);
+    assert.match(renderNginxConfig({ ...params, connPerIp: 40 }), /limit_conn conn_per_ip 40;/);
+    assert.match(conf, /limit_conn conn_per_ip 256;/, 'a per-address connection limit by default');
+    assert.match(conf, /limit_conn_status 429;/);
+    assert.match(conf, /client_header_timeout 5s;/);
+    assert.match(conf, /client_body_timeout 5s;/);
     assert.ok(!/\$\{[A-Z_]+\}/.test(conf), 'no placeholder left');
   });
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { type AppError } from '../../src/errors/index.js';
-import { parseInferBody } from '../../src/gateway/validation.js';
+import { normalizeText, parseInferBody } from '../../src/gateway/validation.js';
 
 const code = (fn: () => unknown) => {
   try {
@@ -141,5 +141,56 @@ describe('parseInferBody with tensors (Open Inference Protocol)', () => {
   it('rejects a model that contradicts the task', () => {
     assert.match(message({ model: 'a', task: 'b', inputs: [tensor] }), /^model: "a" contradicts task "b"/);
     assert.equal(message({ model: 'a', task: 'a', inputs: [tensor] }), 'OK');
+  });
+
+  it('refuses non-finite values, and values that overflow the datatype, naming the field', () => {
+    // What JSON.parse makes of 1e999 and -1e999.
+    const overflow = JSON.parse('[1, 1e999, 3, -1e999]') as number[];
+    for (const datatype of ['FP32', 'FP64']) {
+      const body = { inputs: [{ ...tensor, datatype, data: overflow }] };
+      assert.match(message(body), new RegExp(`^input "input": data\\[1\\] is Infinity, expected a finite number`));
+      try {
+        parseInferBody(body, 10);
+      } catch (err) {
+        assert.deepEqual((err as AppError).details, { field: 'inputs.0.data', input: 'input', index: 1 });
+      }
+    }
+    // Finite as a double, infinite as a 32-bit float.
+    assert.match(message({ inputs: [{ ...tensor, data: [1, 2, 3, 1e39] }] }), /data\[3\] is 1e\+39/);
+    assert.equal(message({ inputs: [{ ...tensor, datatype: 'FP64', data: [1, 2, 3, 1e39] }] }), 'OK');
+    assert.equal(message({ inputs: [{ ...tensor, data: [1, 2, 3, 3.4e38] }] }), 'OK');
+    assert.match(message({ inputs: [{ ...tensor, datatype: 'INT32', data: [1, 2, 3, Infinity] }] }), /data\[3\]/);
+  });
+});
+
+describe('text inputs and Unicode normalization', () => {
+  it('gives the model NFC: canonically equivalent inputs become the same text', () => {
+    const nfc = 'Jos\u00e9 lives in S\u00e3o Paulo';
+    const nfd = nfc.normalize('NFD');
+    assert.notEqual(nfd, nfc);
+    assert.equal(parseInferBody({ input: nfd }, 100).input, nfc);
+    assert.equal(parseInferBody({ input: nfc }, 100).input, nfc);
+    assert.equal(normalizeText(nfd), nfc);
+  });
+
+  it('keeps everything else as sent: no trimming, no case folding, compatibility forms untouched', () => {
+    for (const text of ['  Hello  ', 'HELLO', '\ufb01ne', '\u2460'])
+      assert.equal(parseInferBody({ input: text }, 100).input, text);
+  });
+
+  it('refuses non-finite numbers in every numeric field', () => {
+    for (const field of ['max_tokens', 'temperature', 'deadline_ms']) {
+      for (const value of [Infinity, -Infinity, NaN]) {
+        const err = (() => {
+          try {
+            parseInferBody({ input: 'x', [field]: value }, 10);
+          } catch (e) {
+            return e as AppError;
+          }
+        })();
+        assert.equal(err?.code, 'BAD_REQUEST', `${field}=${value}`);
+        assert.match(err.message, new RegExp(`^${field}: `));
+      }
+    }
   });
 });

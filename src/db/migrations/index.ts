@@ -1,5 +1,6 @@
 import * as m001 from './001-tenants-and-keys.js';
 import * as m002 from './002-entity-triples.js';
+import * as m003 from './003-idempotency-keys.js';
 
 /** A schema change. Never edited once shipped: the runner refuses a changed checksum. */
 export interface Migration {
@@ -11,4 +12,5 @@ export interface Migration {
 export const migrations: readonly Migration[] = [
   { id: '001-tenants-and-keys', sql: m001.sql },
   { id: '002-entity-triples', sql: m002.sql },
+  { id: '003-idempotency-keys', sql: m003.sql },
 ];

@@ -2,6 +2,8 @@ import type { ServerResponse } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '../../observability/logger.js';
 import { AppError, type ErrorCode } from '../../errors/index.js';
+import { pgOutageError } from '../../db/pg-errors.js';
+import { redisOutageError } from '../../lib/redis.js';
 
 /** body-parser's error types, mapped to our codes. */
 const bodyErrors: Record<string, ErrorCode> = {
@@ -29,7 +31,9 @@ export function toAppError(err: unknown): AppError {
   }
   const status = (err as { status?: unknown })?.status;
   if (typeof status === 'number' && status >= 400 && status < 500) return new AppError('BAD_REQUEST');
-  return new AppError('INTERNAL', undefined, undefined, { cause: err });
+  // A dependency's outage that reached here unmapped is still an outage (503 with Retry-After),
+  // whichever route or step met it: never a 500, never the driver's message.
+  return redisOutageError(err) ?? pgOutageError(err) ?? new AppError('INTERNAL', undefined, undefined, { cause: err });
 }
 
 /**

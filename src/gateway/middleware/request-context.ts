@@ -30,7 +30,8 @@ export function requestStart(header: string | string[] | undefined, now: number)
 const acceptableId = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export interface RequestContextOptions {
-  instance: string;
+  /** The `X-Served-By` value (an opaque instance name), or undefined to send none. */
+  servedBy: string | undefined;
   metrics: GatewayMetrics;
 }
 
@@ -61,13 +62,13 @@ export interface TrackedRequest {
 
 /**
  * Gives a request its id (the client's X-Request-Id if acceptable) and arrival time, sets
- * X-Request-Id and X-Served-By, and counts it in flight and by duration once it closes (`route`
+ * X-Request-Id and X-Served-By (when enabled), and counts it in flight and by duration once it closes (`route`
  * and `log` are asked then).
  */
 export function trackRequest(
   req: IncomingMessage,
   res: ServerResponse,
-  { instance, metrics }: RequestContextOptions,
+  { servedBy, metrics }: RequestContextOptions,
   route: () => string,
   log: () => Logger,
 ): TrackedRequest {
@@ -75,7 +76,7 @@ export function trackRequest(
   const id = typeof given === 'string' && acceptableId.test(given) ? given : randomUUID();
   const receivedAt = requestStart(req.headers['x-request-start'], Date.now());
   res.setHeader('X-Request-Id', id);
-  res.setHeader('X-Served-By', instance);
+  if (servedBy) res.setHeader('X-Served-By', servedBy);
   const start = process.hrtime.bigint();
   metrics.inFlight.inc();
   res.once('close', () => {

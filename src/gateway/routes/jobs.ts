@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import express, { type Request, Router } from 'express';
+import express, { Router } from 'express';
 import type { Job } from 'bullmq';
 import { canonicalJson } from '../../cache/cache-key.js';
 import { AppError } from '../../errors/index.js';
@@ -7,10 +7,13 @@ import { decodeFailure, type InferJobData, type InferJobResult, outputValue } fr
 import { jobPriority, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
+import { idempotencyKey } from '../idempotency-key.js';
+import { jobStatus } from '../job-status.js';
+import { queueReachable } from '../redis-stall.js';
+import { verifyUtf8 } from '../strict-json.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
 import { enforceLimit, registrySnapshot, resolveRequest } from './request.js';
 
-const idempotencyKeyPattern = /^[\x21-\x7e]{1,128}$/;
 const jobIdPattern = /^[ai]-[A-Za-z0-9-]{1,64}$/;
 
 /**
@@ -21,7 +24,7 @@ const jobIdPattern = /^[ai]-[A-Za-z0-9-]{1,64}$/;
 export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
   const { config, jobs, skills } = deps;
   const router = Router();
-  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false });
+  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, verify: verifyUtf8 });
   const policy = priorityPolicy(config);
 
   const snapshot = () => registrySnapshot(skills);
@@ -30,7 +33,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     const { skill, rest } = splitSkill(req.body);
     const body = parseInferBody(rest, config.MAX_INPUT_CHARS);
     const { info, item, deadlineMs } = resolveRequest(config, await snapshot(), skill, body, req.headers);
-    const key = idempotencyKey(req);
+    const key = idempotencyKey(req.headers);
     const plan = inference.plan(
       req.principal,
       info,
@@ -40,6 +43,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
       req.receivedAt,
     );
     enforceLimit(res, (await inference.admit(req.principal, plan)).limit, config, req.principal.tier);
+    queueReachable(deps);
     await jobs.admit(skill);
 
     const requestHash = sha256(canonicalJson({ skill, item, deadlineMs }));
@@ -66,7 +70,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     const replay = job.data.requestId !== req.id;
     const id = `${skill}.${jobId}`;
     res.setHeader('Location', `/v1/jobs/${id}`);
-    res.status(replay ? 200 : 202).json(await describeJob(id, job));
+    res.status(replay ? 200 : 202).json(await describeJob(id, job, () => jobs.getJob(skill, jobId)));
   });
 
   router.get('/v1/jobs/:id', async function getJob(req, res) {
@@ -76,6 +80,7 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
     const jobId = id.slice(dot + 1);
     const notFound = new AppError('JOB_NOT_FOUND', `no job "${id.slice(0, 100)}"`);
     if (dot < 1 || !skillNamePattern.test(skill) || !jobIdPattern.test(jobId)) throw notFound;
+    queueReachable(deps);
     const job = await jobs.getJob(skill, jobId);
     if (!job || job.data.tenantId !== req.principal.tenantId) throw notFound;
     res.json(await describeJob(id, job, () => jobs.getJob(skill, jobId)));
@@ -97,41 +102,19 @@ function splitSkill(body: unknown): { skill: string; rest: unknown } {
   return { skill, rest };
 }
 
-function idempotencyKey(req: Request): string | undefined {
-  const raw = req.headers['idempotency-key'];
-  if (raw === undefined) return undefined;
-  const key = Array.isArray(raw) ? raw[0] : raw;
-  if (!key || !idempotencyKeyPattern.test(key)) {
-    throw new AppError('BAD_REQUEST', 'Idempotency-Key: 1 to 128 printable ASCII characters', {
-      header: 'Idempotency-Key',
-    });
-  }
-  return key;
-}
-
 function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-const publicState: Record<string, string> = {
-  waiting: 'queued',
-  prioritized: 'queued',
-  delayed: 'queued',
-  'waiting-children': 'queued',
-  active: 'running',
-  completed: 'completed',
-  failed: 'failed',
-};
-
+/** The job as the API shows it; `reload` reads it again after its state (see jobStatus). */
 async function describeJob(
   id: string,
-  job: Job<InferJobData, InferJobResult>,
-  reload?: () => Promise<Job<InferJobData, InferJobResult> | undefined>,
+  stale: Job<InferJobData, InferJobResult>,
+  reload: () => Promise<Job<InferJobData, InferJobResult> | undefined>,
 ) {
-  const state = publicState[await job.getState()] ?? 'unknown';
-  // A job that finished between the read of its data and the read of its state would show as
-  // completed without its result (seen under load): read its data again.
-  if ((state === 'completed' || state === 'failed') && !job.finishedOn && reload) job = (await reload()) ?? job;
+  const rawState = await stale.getState();
+  const job = (await reload()) ?? stale;
+  const { status: state, startedAt, finishedAt } = jobStatus(rawState, job);
   const iso = (ms: number | undefined) => (ms ? new Date(ms).toISOString() : null);
   const result = state === 'completed' ? (job.returnvalue as InferJobResult | null) : null;
   return {
@@ -140,8 +123,8 @@ async function describeJob(
     task: job.data.item.task,
     status: state,
     created_at: iso(job.timestamp),
-    started_at: iso(job.processedOn),
-    finished_at: iso(job.finishedOn),
+    started_at: iso(startedAt),
+    finished_at: iso(finishedAt),
     ...(result
       ? {
           model: result.model,

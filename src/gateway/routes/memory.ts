@@ -1,8 +1,9 @@
-import express, { Router } from 'express';
+import express, { type Request, type Response, Router } from 'express';
+import { canonicalJson } from '../../cache/cache-key.js';
 import { defaultDeadlineMs } from '../../config/index.js';
 import { AppError } from '../../errors/index.js';
 import { cursorScope, decodeCursor, encodeCursor } from '../../memory/cursor.js';
-import type { AssertedTriple, StoredTriple } from '../../memory/entity-store.js';
+import type { AssertedTriple, StoredTriple, TripleInput } from '../../memory/entity-store.js';
 import { triplesFromSkillOutput } from '../../memory/extraction.js';
 import {
   parseAssertBody,
@@ -13,6 +14,8 @@ import {
 } from '../../memory/validation.js';
 import { jobPriority, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
+import { idempotencyKey } from '../idempotency-key.js';
+import { verifyUtf8 } from '../strict-json.js';
 import { registrySnapshot } from './request.js';
 
 /** A triple as the API shows it (snake_case, ISO times). */
@@ -49,14 +52,43 @@ export function memoryRoutes({
   const router = Router();
   const policy = priorityPolicy(config);
   const jsonType = ['application/json', 'application/*+json'];
-  const bulkJson = express.json({ limit: config.MEMORY_BODY_LIMIT_BYTES, strict: false, type: jsonType });
-  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, type: jsonType });
+  const bulkJson = express.json({
+    limit: config.MEMORY_BODY_LIMIT_BYTES,
+    strict: false,
+    type: jsonType,
+    verify: verifyUtf8,
+  });
+  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, type: jsonType, verify: verifyUtf8 });
+
+  /**
+   * Asserts `triples` and answers; with an Idempotency-Key, at most once per key (a retry gets the
+   * first answer again, marked `Idempotency-Replayed: true`).
+   */
+  async function write<B extends object>(
+    req: Request,
+    res: Response,
+    route: string,
+    triples: TripleInput[],
+    respond: (asserted: AssertedTriple[]) => { status: number; body: B },
+  ): Promise<void> {
+    const key = idempotencyKey(req.headers);
+    if (key === undefined) {
+      const { status, body } = respond(await memory.assert(req.principal.tenantId, triples));
+      res.status(status).json(body);
+      return;
+    }
+    const request = canonicalJson({ route, triples });
+    const answer = await memory.assertOnce(req.principal.tenantId, triples, { key, request, respond });
+    if (answer.replayed) res.setHeader('Idempotency-Replayed', 'true');
+    res.status(answer.status).json(answer.body);
+  }
 
   router.post('/v1/memory/triples', bulkJson, async function assertTriples(req, res) {
     const triples = parseAssertBody(req.body, { maxBatch: config.MEMORY_MAX_BATCH, defaultSource: 'api' });
-    const stored = await memory.assert(req.principal.tenantId, triples);
-    const body = presentAsserted(stored);
-    res.status(body.inserted > 0 ? 201 : 200).json(body);
+    await write(req, res, 'triples', triples, (stored) => {
+      const body = presentAsserted(stored);
+      return { status: body.inserted > 0 ? 201 : 200, body };
+    });
   });
 
   router.get('/v1/memory/triples', async function recallTriples(req, res) {
@@ -119,11 +151,16 @@ export function memoryRoutes({
       throw new AppError('SKILL_ERROR', `${skill}/${task} answered without a list of triples`, { skill, task });
     }
     const source = body.source ?? `extract:${skill}`;
-    const stored = await memory.assert(
-      req.principal.tenantId,
+    await write(
+      req,
+      res,
+      'extract',
       extraction.triples.map((t) => ({ ...t, source })),
+      (stored) => ({
+        status: 200,
+        body: { model: result.model, ...presentAsserted(stored), skipped: extraction.skipped },
+      }),
     );
-    res.json({ model: result.model, ...presentAsserted(stored), skipped: extraction.skipped });
   });
 
   return router;

@@ -1,7 +1,9 @@
 import express, { Router } from 'express';
 import { AppError } from '../../errors/index.js';
+import { publicName } from '../../lib/public-name.js';
 import type { RegistrySnapshot } from '../../skills/registry.js';
 import type { GatewayDeps } from '../deps.js';
+import { verifyUtf8 } from '../strict-json.js';
 import type { InferService } from './infer.js';
 import { registrySnapshot } from './request.js';
 import { describeModels } from './skill-models.js';
@@ -13,6 +15,7 @@ export function skillRoutes({ config, skills }: GatewayDeps, serveInfer: InferSe
     limit: config.BODY_LIMIT_BYTES,
     strict: false,
     type: ['application/json', 'application/*+json'],
+    verify: verifyUtf8,
   });
 
   const snapshot = () => registrySnapshot(skills);
@@ -35,7 +38,8 @@ export function skillRoutes({ config, skills }: GatewayDeps, serveInfer: InferSe
           instances: replicas
             .sort((a, b) => a.instance.localeCompare(b.instance))
             .map((r) => ({
-              instance: r.instance,
+              // Opaque: the instance id names a host and port, which stay internal.
+              instance: publicName(r.instance, 'skill'),
               version: r.version ?? null,
               model: r.model,
               state: r.state ?? null,
