@@ -7,7 +7,7 @@
  *   npm run models                 # into MODEL_REPOSITORY (default models/)
  *   npm run models -- /tmp/repo    # elsewhere
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { loadConfig } from '../src/config/index.js';
@@ -20,7 +20,10 @@ function writeIfChanged(file: string, bytes: Uint8Array | string): boolean {
   } catch {
     // missing: write it
   }
-  writeFileSync(file, next);
+  // Into place by rename: a skill loading the model meanwhile reads the old file or the new one.
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, next);
+  renameSync(tmp, file);
   return true;
 }
 

@@ -12,6 +12,13 @@
  *   (MatMulInteger, u8×s8 → exact int32) and rescales in float32. Per row rather than per
  *   tensor (DynamicQuantizeLinear) because then a row's result does not depend on the other
  *   rows of its batch: the dispatcher's batching and the cache stay exact.
+ *   The activations' rounding error is quantized too, in a second uint8 pass at 1/254 of the
+ *   first pass's scale, and multiplied by the same int8 weights: activations then carry ~16 bits
+ *   and only the weights' rounding is left. Measured on `mlp` (4,096 generated rows): one pass
+ *   agreed with FP32 on 98.8 % of top-1 labels (max |Δ| 0.035) at ~5× FP32's speed; two passes
+ *   agree on 99.3 % (max |Δ| 0.017) at ~2.7×. Weight-only INT8 (com.microsoft MatMulNBits,
+ *   blocks of 128) agreed on 99.3 % too but ran ~7× slower than FP32 on this CPU: onnxruntime
+ *   has no fast 8-bit kernel for it.
  */
 import {
   ElemType,
@@ -21,6 +28,7 @@ import {
   int64Initializer,
   int8Initializer,
   node,
+  uint8Initializer,
 } from './onnx-builder.js';
 import { quantizeColumns, toFloat16 } from './quantize.js';
 
@@ -34,15 +42,27 @@ export type LayerPrecision = 'FP32' | 'FP16' | 'INT8';
 
 /** Constants the INT8 layers share; added to a graph once (see {@link int8Constants}). */
 const INV_255 = 'q_inv255';
+const INV_254 = 'q_inv254';
 const TINY = 'q_tiny';
 const AXIS_1 = 'q_axis1';
+const ZERO = 'q_zero';
+const MID = 'q_mid';
+const MID_U8 = 'q_mid_u8';
 
-/** The shared constants of INT8 layers: 1/255, a floor for an all-zero row's scale, axes [1]. */
+/**
+ * The shared constants of INT8 layers: 1/255 and 1/254 (the two passes' scales), a floor for an
+ * all-zero row's scale, axes [1], and the second pass's zero point 128 (as float, to build the
+ * per-row zero points QuantizeLinear wants, and as the uint8 scalar MatMulInteger wants).
+ */
 export function int8Constants(): Initializer[] {
   return [
     floatInitializer(INV_255, [], new Float32Array([1 / 255])),
+    floatInitializer(INV_254, [], new Float32Array([1 / 254])),
     floatInitializer(TINY, [], new Float32Array([1e-30])),
     int64Initializer(AXIS_1, [1], [1]),
+    floatInitializer(ZERO, [], new Float32Array([0])),
+    floatInitializer(MID, [], new Float32Array([128])),
+    uint8Initializer(MID_U8, [], new Uint8Array([128])),
   ];
 }
 
@@ -86,14 +106,27 @@ export function dense(
       node('Mul', [t('xmax'), INV_255], [t('xs0')]),
       node('Max', [t('xs0'), TINY], [t('xs')]),
       node('QuantizeLinear', [x, t('xs')], [t('xq')], { axis: 0 }),
+      // Second pass: what the first rounded away, within ±xs/2, at xs/254 around zero point 128.
+      node('DequantizeLinear', [t('xq'), t('xs')], [t('xd')], { axis: 0 }),
+      node('Sub', [x, t('xd')], [t('r')]),
+      node('Mul', [t('xs'), INV_254], [t('rs')]),
+      node('Mul', [t('xs'), ZERO], [t('rz0')]),
+      node('Add', [t('rz0'), MID], [t('rzf')]),
+      node('Cast', [t('rzf')], [t('rz')], { to: ElemType.UINT8 }),
+      node('QuantizeLinear', [t('r'), t('rs'), t('rz')], [t('rq')], { axis: 0 }),
       node('MatMulInteger', [t('xq'), wq], [t('acc')]),
-      node('Cast', [t('acc')], [t('accf')], { to: ElemType.FLOAT }),
+      node('MatMulInteger', [t('rq'), wq, MID_U8], [t('racc')]),
       // Not Mul(acc, Mul(xs, ws)): onnxruntime would fuse that into MatMulIntegerToFloat,
       // whose A scale is per tensor or per column, never per row.
-      node('Mul', [t('accf'), ws], [t('yw')]),
+      node('Cast', [t('acc')], [t('accf')], { to: ElemType.FLOAT }),
+      node('Cast', [t('racc')], [t('raccf')], { to: ElemType.FLOAT }),
       node('Unsqueeze', [t('xs'), AXIS_1], [t('xs_col')]),
-      node('Mul', [t('yw'), t('xs_col')], [t('yx')]),
-      node('Add', [t('yx'), names.b], [y]),
+      node('Unsqueeze', [t('rs'), AXIS_1], [t('rs_col')]),
+      node('Mul', [t('accf'), t('xs_col')], [t('yx')]),
+      node('Mul', [t('raccf'), t('rs_col')], [t('yr')]),
+      node('Add', [t('yx'), t('yr')], [t('ysum')]),
+      node('Mul', [t('ysum'), ws], [t('yw')]),
+      node('Add', [t('yw'), names.b], [y]),
     ],
     initializers: [int8Initializer(wq, [k, n], q), floatInitializer(ws, [n], scale), floatInitializer(names.b, [n], b)],
   };

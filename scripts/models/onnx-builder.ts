@@ -61,6 +61,11 @@ export function int8Initializer(name: string, dims: number[], values: Int8Array)
   };
 }
 
+/** A uint8 constant, e.g. a zero point. */
+export function uint8Initializer(name: string, dims: number[], values: Uint8Array): Initializer {
+  return { name, dims, dataType: ElemType.UINT8, rawData: values };
+}
+
 /** An int64 constant, e.g. the axes of an Unsqueeze. */
 export function int64Initializer(name: string, dims: number[], values: readonly number[]): Initializer {
   return { name, dims, dataType: ElemType.INT64, rawData: littleEndian(BigInt64Array.from(values, BigInt)) };

@@ -93,9 +93,10 @@ describe('the precision a model file stores its weights in', () => {
       counts: { FP16: 64 * 8 + 8 },
       precision: 'FP16',
     });
-    // int8 weights; float32 scales, bias and the shared constants: 8 + 8 + 2.
+    // int8 weights and the second pass's uint8 zero point; float32 scales, bias and the shared
+    // constants (1/255, 1/254, the scale floor, 0, 128): 8 + 8 + 5.
     assert.deepEqual(await summarizeWeights(write('int8.onnx', layer('INT8'))), {
-      counts: { INT8: 64 * 8, FP32: 18 },
+      counts: { INT8: 64 * 8 + 1, FP32: 21 },
       precision: 'INT8',
     });
     const generated = embedder();
