@@ -40,7 +40,10 @@ export async function phaseBreakdown(c: BenchCluster, durationS: number): Promis
         const res = await http.post(c.url, { ...c.headers, 'cache-control': 'no-cache' }, body);
         const clientMs = performance.now() - t;
         if (i < skip || res.status !== 200) continue;
-        const phases = { ...numbers(res.json?.timings), ...parseServerTiming(String(res.headers['server-timing'] ?? '')) };
+        const phases = {
+          ...numbers(res.json?.timings),
+          ...parseServerTiming(String(res.headers['server-timing'] ?? '')),
+        };
         for (const [k, v] of Object.entries({ ...phases, client: clientMs })) (seen[k] ??= []).push(v);
       }
     } finally {
