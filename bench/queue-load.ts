@@ -1,5 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { Agent, request } from 'node:http';
+import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../scripts/models/prng.js';
@@ -68,7 +68,11 @@ export function keepAliveClient(maxSockets = 1) {
   const agent = new Agent({ keepAlive: true, maxSockets });
   return {
     /** POSTs `body` and resolves with the status and the parsed JSON answer. */
-    post(url: string, headers: Record<string, string>, body: string): Promise<{ status: number; json: any }> {
+    post(
+      url: string,
+      headers: Record<string, string>,
+      body: string,
+    ): Promise<{ status: number; json: any; headers: IncomingHttpHeaders }> {
       return new Promise((resolve, reject) => {
         const req = request(
           url,
@@ -89,7 +93,7 @@ export function keepAliveClient(maxSockets = 1) {
               } catch {
                 json = undefined;
               }
-              resolve({ status: res.statusCode ?? 0, json });
+              resolve({ status: res.statusCode ?? 0, json, headers: res.headers });
             });
             res.on('error', reject);
           },

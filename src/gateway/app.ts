@@ -35,7 +35,7 @@ export function createGateway(deps: GatewayDeps): {
     pgPool: deps.pgPool,
   });
   const inference = createInference(deps, metrics);
-  const serveInfer = createInferService(deps, inference);
+  const serveInfer = createInferService(deps, inference, metrics.requestPhase);
   const context = { servedBy: deps.config.SERVED_BY_HEADER ? publicName(deps.instance, 'gw') : undefined, metrics };
   requestLogger(app, deps.logger);
   app.use(requestContext(context));

@@ -56,7 +56,15 @@ export function fastInfer(
       }
     }
     const answer = await serve(
-      { skill, body, headers: req.headers, principal, requestId: tracked.id, receivedAt: tracked.receivedAt },
+      {
+        skill,
+        body,
+        headers: req.headers,
+        principal,
+        requestId: tracked.id,
+        receivedAt: tracked.receivedAt,
+        startedAt: tracked.startedAt,
+      },
       res,
     );
     sendJson(res, 200, answer);

@@ -12,6 +12,7 @@ import { type InferJobData, type InferJobResult, outputValue } from '../queue/jo
 import type { SkillInfo } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
 import type { GatewayMetrics } from './metrics.js';
+import type { PhaseClock } from './phases.js';
 import { RefreshAhead } from './refresh-ahead.js';
 import { untilRedisFails } from './redis-stall.js';
 import { redisOutageError } from '../lib/redis.js';
@@ -201,7 +202,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   }
 
   /** The answer: from the cache when fresh, else computed (and stored), else stale if allowed. */
-  async function answer(p: Plan, admission: Admission, requestId: string): Promise<Answer> {
+  async function answer(p: Plan, admission: Admission, requestId: string, clock?: PhaseClock): Promise<Answer> {
     const now = Date.now();
     const { entry } = admission;
     if (entry && fresh(entry, p.directives, now)) {
@@ -214,7 +215,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     }
     let job: InferJobResult;
     try {
-      job = await compute(p, requestId, admission.degraded === 'redis');
+      job = await compute(p, requestId, admission.degraded === 'redis', clock);
     } catch (err) {
       const code = err instanceof AppError ? err.code : undefined;
       const staleAllowed = !p.directives.noCache && p.directives.maxAgeS === undefined;
@@ -243,15 +244,18 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   }
 
   /** Through the queue; while Redis is down, straight to a skill replica over gRPC. */
-  async function compute(p: Plan, requestId: string, direct: boolean): Promise<InferJobResult> {
-    const callDirect = () => {
+  async function compute(p: Plan, requestId: string, direct: boolean, clock?: PhaseClock): Promise<InferJobResult> {
+    const callDirect = async () => {
       metrics.degraded.inc({ reason: 'direct' });
-      return deps.direct(p.skill.name, requestId, p.item, Math.max(1, p.deadlineAt - Date.now()));
+      const result = await deps.direct(p.skill.name, requestId, p.item, Math.max(1, p.deadlineAt - Date.now()));
+      clock?.mark('direct');
+      return result;
     };
     if (direct) return callDirect();
     try {
       await deps.jobs.admit(p.skill.name);
       const priority = await jobPriority(deps.jobs, policy, p.skill.name, p.principal);
+      clock?.mark('enqueue');
       const run = deps.jobs.run(
         {
           skill: p.skill.name,
@@ -263,7 +267,11 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
         },
         { coalesceId: p.coalesceId, arrivedAt: p.arrivedAt, priority },
       );
-      return await untilRedisFails(redis, run);
+      const result = await untilRedisFails(redis, run);
+      clock?.set('queue', result.timing.queueMs);
+      clock?.set('skill', result.timing.skillMs);
+      clock?.set('compute', result.timing.computeMs);
+      return result;
     } catch (err) {
       // Redis went away (or hung) between admission and the answer: call the skill directly.
       if (redisOutageError(err)) return callDirect();
@@ -273,14 +281,14 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
 
   const countedSkills = new Set<string>();
   /** {@link answer}, counted by what the cache did (X-Cache) for the skill. */
-  async function countedAnswer(p: Plan, admission: Admission, requestId: string): Promise<Answer> {
+  async function countedAnswer(p: Plan, admission: Admission, requestId: string, clock?: PhaseClock): Promise<Answer> {
     if (!countedSkills.has(p.skill.name)) {
       // Every result of a skill starts at 0, so rates see its first hit.
       countedSkills.add(p.skill.name);
       for (const result of ['hit', 'miss', 'stale', 'bypass'])
         metrics.cacheRequests.inc({ skill: p.skill.name, result }, 0);
     }
-    const a = await answer(p, admission, requestId);
+    const a = await answer(p, admission, requestId, clock);
     metrics.cacheRequests.inc({ skill: p.skill.name, result: a.cache.toLowerCase() });
     return a;
   }

@@ -4,6 +4,7 @@ import { counter, gauge, histogram } from '../observability/metrics.js';
 
 export interface GatewayMetrics {
   requestDuration: Histogram<'route' | 'method' | 'status_class'>;
+  requestPhase: Histogram<'phase'>;
   inFlight: Gauge;
   cacheRequests: Counter<'skill' | 'result'>;
   cacheLookups: Counter<'level' | 'result'>;
@@ -57,6 +58,7 @@ export function createGatewayMetrics(registry: Registry, gauges: GatewayGauges):
   requestDuration.zero({ route: '/v1/skills/:skill/infer', method: 'POST', status_class: '2xx' });
   return {
     requestDuration,
+    requestPhase: histogram(registry, METRICS.requestPhase),
     inFlight: gauge(registry, METRICS.httpInFlight),
     cacheRequests: counter(registry, METRICS.cacheRequests),
     cacheLookups: counter(registry, METRICS.cacheLookups),

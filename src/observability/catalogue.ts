@@ -71,7 +71,7 @@ export const LABELS = {
   model_state: { doc: 'model lifecycle state', values: ['UNLOADED', 'LOADING', 'READY', 'FAILED', 'DRAINING'] },
   phase: {
     doc: 'a phase of the request path, as in the `Server-Timing` header',
-    values: ['auth', 'limit', 'cache', 'queue', 'batch', 'skill', 'total'],
+    values: ['auth', 'admit', 'enqueue', 'queue', 'skill', 'compute', 'return', 'direct', 'total'],
   },
   scaled_role: { doc: 'a role the supervisor scales', values: ['gateway', 'dispatcher', 'skill'] },
   scale_direction: { doc: 'a scaling step', values: ['up', 'down'] },
@@ -161,7 +161,6 @@ export const METRICS = {
     labels: { phase: 'phase' },
     roles: ['gateway'],
     buckets: REQUEST_BUCKETS,
-    pending: '#16',
   }),
   pendingJobs: m({
     name: 'skillserve_gateway_pending_jobs',

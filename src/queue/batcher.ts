@@ -25,6 +25,13 @@ export interface DynamicBatcherOptions<T, R> {
   preferredBatchSizes?: readonly number[];
   /** Batches running at once; further items wait (and grow the next batch) until one finishes. */
   maxInFlightBatches: number;
+  /**
+   * An item that finds the batcher idle (no batch running, nothing else pending) goes at once:
+   * a lone request does not wait for a batch that no one will join. Under load batches still
+   * form, since items arriving while a batch runs wait for it (Triton's default queue delay is 0
+   * for the same reason). Default true; false applies the delay to every first item.
+   */
+  flushWhenIdle?: boolean;
   /** Items with different keys never share a batch. Without it every item has the same key. */
   key?: (item: T) => string;
   /**
@@ -54,7 +61,9 @@ interface Waiting<T, R> {
  *    largest such p items go at once, the rest stay queued;
  * 2. otherwise, `maxBatchSize` items are pending: that many go at once;
  * 3. otherwise, its oldest item has waited `maxQueueDelayMs` (or the batcher is closing):
- *    everything pending goes.
+ *    everything pending goes;
+ * 4. otherwise, with `flushWhenIdle`, it is the only thing there is (no batch running, no other
+ *    item pending): it goes at once, since no batch is forming for it to join.
  *
  * So the delay is a budget, not a fixed wait: below a preferred (or the maximum) size the
  * batcher waits for more items only until the oldest one has used up `maxQueueDelayMs`.
@@ -71,6 +80,7 @@ export class DynamicBatcher<T, R> {
   private readonly timers: BatchTimers;
   private readonly preferred: number[];
   private readonly keyOf: (item: T) => string;
+  private readonly flushWhenIdle: boolean;
   private running = 0;
   private draining = false;
   private timer?: { handle: unknown; at: number };
@@ -91,6 +101,7 @@ export class DynamicBatcher<T, R> {
     this.preferred = [...new Set(opts.preferredBatchSizes ?? [])].sort((a, b) => b - a);
     this.timers = opts.timers ?? systemTimers;
     this.keyOf = opts.key ?? (() => '');
+    this.flushWhenIdle = opts.flushWhenIdle ?? true;
   }
 
   /** Queues `item` and resolves with its own result, or rejects with its own error. */
@@ -167,6 +178,7 @@ export class DynamicBatcher<T, R> {
     if (preferred !== undefined) return preferred;
     if (n >= maxBatchSize) return maxBatchSize;
     if (this.draining || now - queue[0]!.at >= maxQueueDelayMs) return n;
+    if (this.flushWhenIdle && this.running === 0 && this.queues.size === 1) return n;
     return 0;
   }
 

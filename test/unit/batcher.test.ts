@@ -72,6 +72,8 @@ function harness(opts: Partial<DynamicBatcherOptions<string, string>> = {}, auto
     maxBatchSize: 4,
     maxQueueDelayMs: 10,
     maxInFlightBatches: 1,
+    // The delay rules below are tested with every first item waiting; the idle flush has its own tests.
+    flushWhenIdle: false,
     timers,
     run: async (items, key) => {
       running++;
@@ -324,6 +326,39 @@ describe('DynamicBatcher', () => {
       );
       h.answer(1);
       await Promise.all(all);
+    });
+  });
+
+  describe('flushWhenIdle', () => {
+    it('sends a lone item at once, without waiting out the delay', async () => {
+      const h = harness({ flushWhenIdle: true });
+      const a = h.batcher.submit('a');
+      await h.timers.advance(0);
+      assert.deepEqual(
+        h.batches.map((b) => b.items),
+        [['a']],
+      );
+      assert.equal(await a, 'out:a');
+    });
+
+    it('still gathers items that arrive while a batch runs, and sends them together', async () => {
+      const h = harness({ flushWhenIdle: true, maxInFlightBatches: 2 }, false);
+      const first = h.batcher.submit('a');
+      await h.timers.advance(0);
+      const rest = ['b', 'c', 'd'].map((x) => h.batcher.submit(x));
+      await h.timers.advance(0);
+      // 'a' runs; b, c, d wait for more (the delay), though a slot is free.
+      assert.deepEqual(
+        h.batches.map((b) => b.items),
+        [['a']],
+      );
+      await h.timers.advance(10);
+      assert.deepEqual(
+        h.batches.map((b) => b.items),
+        [['a'], ['b', 'c', 'd']],
+      );
+      for (const b of h.batches) b.done.resolve(b.items.map((x) => ({ ok: true, value: `out:${x}` })));
+      assert.deepEqual(await Promise.all([first, ...rest]), ['out:a', 'out:b', 'out:c', 'out:d']);
     });
   });
 

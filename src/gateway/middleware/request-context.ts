@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Express, NextFunction, Request, Response } from 'express';
 import type { Logger } from '../../observability/logger.js';
@@ -11,6 +12,8 @@ declare module 'express-serve-static-core' {
     log: Logger;
     /** Epoch ms when the request reached the cluster: nginx's X-Request-Start, else when the gateway saw it. */
     receivedAt: number;
+    /** performance.now() when the gateway received the request (for the Server-Timing phases). */
+    startedAt: number;
   }
 }
 
@@ -58,6 +61,8 @@ export function requestLogger(app: Express, logger: Logger): void {
 export interface TrackedRequest {
   id: string;
   receivedAt: number;
+  /** performance.now() when the gateway received the request. */
+  startedAt: number;
 }
 
 /**
@@ -77,6 +82,7 @@ export function trackRequest(
   const receivedAt = requestStart(req.headers['x-request-start'], Date.now());
   res.setHeader('X-Request-Id', id);
   if (servedBy) res.setHeader('X-Served-By', servedBy);
+  const startedAt = performance.now();
   const start = process.hrtime.bigint();
   metrics.inFlight.inc();
   res.once('close', () => {
@@ -92,16 +98,17 @@ export function trackRequest(
     else if (log().isLevelEnabled('debug'))
       log().debug({ status: res.statusCode, route: labels.route, seconds }, 'request');
   });
-  return { id, receivedAt };
+  return { id, receivedAt, startedAt };
 }
 
 /** {@link trackRequest} as Express middleware; `req.log` comes from {@link requestLogger}. */
 export function requestContext(opts: RequestContextOptions) {
   return function requestContextMiddleware(req: Request, res: Response, next: NextFunction): void {
     const route = () => (req.route ? `${req.baseUrl}${String(req.route.path)}` : 'unmatched');
-    const { id, receivedAt } = trackRequest(req, res, opts, route, () => req.log);
+    const { id, receivedAt, startedAt } = trackRequest(req, res, opts, route, () => req.log);
     req.id = id;
     req.receivedAt = receivedAt;
+    req.startedAt = startedAt;
     next();
   };
 }

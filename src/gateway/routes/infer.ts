@@ -4,7 +4,9 @@ import type { Principal } from '../../auth/key-store.js';
 import { parseCacheControl } from '../../cache/cache-control.js';
 import { AppError } from '../../errors/index.js';
 import type { WireTensor } from '../../skills/proto.js';
+import type { Histogram } from 'prom-client';
 import type { GatewayDeps } from '../deps.js';
+import { observePhases, PhaseClock, serverTiming } from '../phases.js';
 import type { Inference } from '../inference.js';
 import { fromWireTensor } from '../tensors.js';
 import { parseInferBody } from '../validation.js';
@@ -20,6 +22,8 @@ export interface InferCall {
   requestId: string;
   /** Epoch ms when the request reached the cluster. */
   receivedAt: number;
+  /** performance.now() when the gateway received it: the start of the Server-Timing phases. */
+  startedAt?: number;
 }
 
 export type InferService = (call: InferCall, res: HeaderSink) => Promise<object>;
@@ -30,9 +34,15 @@ export type InferService = (call: InferCall, res: HeaderSink) => Promise<object>
  * Response headers go to `res`; errors are thrown as AppErrors. Shared by the Express route and
  * the gateway's fast path (fast-path.ts), so the two cannot drift apart.
  */
-export function createInferService({ config, skills }: GatewayDeps, inference: Inference): InferService {
+export function createInferService(
+  { config, skills }: GatewayDeps,
+  inference: Inference,
+  phaseHistogram?: Histogram<'phase'>,
+): InferService {
   return async function infer(call, res) {
     const started = performance.now();
+    const clock = new PhaseClock(call.startedAt ?? started);
+    clock.mark('auth');
     const { skill: name, principal } = call;
     const body = parseInferBody(call.body, config.MAX_INPUT_CHARS);
     const directives = parseCacheControl(call.headers['cache-control']);
@@ -40,12 +50,16 @@ export function createInferService({ config, skills }: GatewayDeps, inference: I
     const { info, item, deadlineMs, snapshot } = resolved;
     const plan = inference.plan(principal, info, item, directives, deadlineMs, call.receivedAt);
     const admission = await inference.admit(principal, plan);
+    clock.mark('admit');
     enforceLimit(res, admission.limit, config, principal.tier);
     const answerFromCache = admission.entry !== undefined;
     if (!answerFromCache && !snapshot.live.some((r) => r.name === name)) {
       throw new AppError('SKILL_UNAVAILABLE', `${name}: no replica is up`, { skill: name }, { retryAfterS: 1 });
     }
-    const answer = await inference.answer(plan, admission, call.requestId);
+    const answer = await inference.answer(plan, admission, call.requestId, clock);
+    const phases = clock.finish();
+    res.setHeader('Server-Timing', serverTiming(phases));
+    if (phaseHistogram) observePhases(phaseHistogram, phases);
     res.setHeader('X-Cache', answer.cache);
     if (answer.ageS !== undefined) res.setHeader('Age', String(answer.ageS));
     if (answer.degraded) res.setHeader('X-Degraded', answer.degraded);

@@ -63,6 +63,7 @@ export function skillRoutes({ config, skills }: GatewayDeps, serveInfer: InferSe
       principal: req.principal,
       requestId: req.id,
       receivedAt: req.receivedAt,
+      startedAt: req.startedAt,
     };
     res.json(await serveInfer(call, res));
   });
