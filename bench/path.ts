@@ -2,7 +2,8 @@
  * The request path (issue 16): skillserve against what a user could write instead, in one run.
  *
  * - skillserve: the whole cluster through nginx, everything on (key check, rate limit, cache
- *   read and write, coalescing, deadlines, priorities, two gateways);
+ *   read and write, coalescing, deadlines, priorities, two gateways); `queue-only` is the same
+ *   cluster with QUEUE_BYPASS_WHEN_IDLE=false, every request through BullMQ;
  * - baseline: the idiomatic BullMQ app (bench/path-baseline.ts: Express + queue.add +
  *   job.waitUntilFinished(queueEvents); a Worker process of concurrency 16 calling Infer);
  * - direct: gRPC Infer straight to the replica (bench/path-grpc.ts).
@@ -198,10 +199,14 @@ async function main(): Promise<void> {
     .join(', ');
   const redis = await ownRedis(portBase);
   print(`own Redis on port ${portBase}; starting the cluster (nlp, 2 gateways, 1 dispatcher)`);
-  const variants: { name: string; env: Record<string, string> }[] = [{ name: 'skillserve', env: {} }];
+  // Both settings of the idle bypass: the defaults, and every request through the queue.
+  const variants: { name: string; env: Record<string, string> }[] = [
+    { name: 'skillserve', env: {} },
+    ...(process.env.BENCH_ONE_CLUSTER ? [] : [{ name: 'queue-only', env: { QUEUE_BYPASS_WHEN_IDLE: 'false' } }]),
+  ];
   const clusters: BenchCluster[] = [];
   const results = new Map<string, Figures[]>();
-  let phases: Record<number, Phases> = {};
+  const phases: Record<string, Phases> = {};
   try {
     for (const [i, v] of variants.entries()) {
       const base = portBase + 2 + i * 6;
@@ -288,7 +293,10 @@ async function main(): Promise<void> {
         }
       }
     }
-    phases = await phaseBreakdown(first, durationS);
+    for (const [i, v] of variants.entries()) {
+      const byConns = await phaseBreakdown(clusters[i]!, durationS);
+      for (const [c, p] of Object.entries(byConns)) phases[`${v.name}, ${c} connection${c === '1' ? '' : 's'}`] = p;
+    }
   } finally {
     for (const c of clusters) await c.stop().catch((err: unknown) => print(`cluster stop: ${(err as Error).message}`));
     for (const child of children) await stopChild(child);
@@ -310,7 +318,7 @@ async function main(): Promise<void> {
 function report(
   clusterNames: string[],
   results: Map<string, Figures[]>,
-  phases: Record<number, Phases>,
+  phases: Record<string, Phases>,
   loadBefore: string,
   loadAfter: string,
 ): void {
@@ -356,18 +364,18 @@ function report(
     }),
   ];
   const phaseLines = Object.entries(phases).map(
-    ([c, p]) =>
-      `- ${c} connection${c === '1' ? '' : 's'}: ` +
+    ([label, p]) =>
+      `- ${label}: ` +
       Object.entries(p)
         .map(([k, v]) => `${k} ${fixed(v, 2)}`)
         .join(', ') +
-      ' (ms, medians of the Server-Timing phases)',
+      ' (ms, medians)',
   );
   const body = [
     '## Request path: skillserve vs a plain BullMQ app vs direct gRPC',
     '',
     'Command: `npm run bench:path` (bench/path.ts). The same nlp replica (`sentiment`) behind all three: the whole',
-    'cluster through nginx with everything on; the idiomatic BullMQ app (Express + `queue.add` +',
+    'cluster through nginx with everything on (`queue-only`: the same with `QUEUE_BYPASS_WHEN_IDLE=false`); the idiomatic BullMQ app (Express + `queue.add` +',
     '`job.waitUntilFinished(queueEvents)`, a Worker process of concurrency 16 calling gRPC `Infer`); a direct gRPC `Infer`.',
     `Every input distinct, \`Cache-Control: no-cache\`; ${rounds} rounds of ${durationS} s windows, systems alternating,`,
     'medians quoted. CPU per request from /proc (each process and its children), Redis commands per request from',
@@ -375,7 +383,15 @@ function report(
     '',
     ...lines,
     '',
-    ...(phaseLines.length ? ["Where a request's time goes (skillserve, `Server-Timing`):", '', ...phaseLines, ''] : []),
+    ...(phaseLines.length
+      ? [
+          "Where a request's time goes (the answers' `Server-Timing` phases and `timings`; `client` is the round trip",
+          'the client saw; at 64 connections one probing client next to 63 wrk connections):',
+          '',
+          ...phaseLines,
+          '',
+        ]
+      : []),
     `Measured on ${machine()}, revision ${revision()}, ${new Date().toISOString().slice(0, 10)}. Load average before`,
     `${loadBefore}, after ${loadAfter}: other processes (other sessions' tests) shared the 2 cores.`,
   ].join('\n');

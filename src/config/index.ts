@@ -252,10 +252,21 @@ export const configSchema = z.object({
   BATCH_MAX_SIZE: positiveInt(32),
   /** Longest the oldest job of a forming batch waits for more jobs to join; 0 = never waits. */
   BATCH_MAX_DELAY_MS: z.coerce.number().min(0).max(10_000).default(2),
+  /**
+   * A job that finds its skill's batcher idle (no batch running, nothing pending) goes at once
+   * instead of waiting BATCH_MAX_DELAY_MS for company; false: every first job waits the delay.
+   */
+  BATCH_FLUSH_WHEN_IDLE: z.stringbool().default(true),
   /** Batches in flight per skill and dispatcher; further jobs form the next batch meanwhile. */
   BATCH_MAX_IN_FLIGHT: positiveInt(2),
   /** Per-skill `skill=maxBatchSize[:maxQueueDelayMs]`, e.g. `onnx=16:5,nlp=1`; wins over the skill's own. */
   BATCH_OVERRIDES: batchOverrides,
+  /**
+   * While a skill's queue is idle (no job waiting, none in flight on this gateway) a gateway calls
+   * the skill directly instead of queueing: a lone request skips BullMQ's round trips. Load makes
+   * the queue busy, and requests queue (and batch) again. false: every request goes through the queue.
+   */
+  QUEUE_BYPASS_WHEN_IDLE: z.stringbool().default(true),
 
   /**
    * Internal admin port of any role (`/metrics`, `/healthz`, detailed `/readyz`); 0 picks a free

@@ -12,7 +12,7 @@ import type { JobProducer } from '../queue/producer.js';
 import type { RegistrySnapshot } from '../skills/registry.js';
 
 /** The narrow view of the job queue a gateway needs. */
-export type JobRunner = Pick<JobProducer, 'run' | 'submit' | 'getJob' | 'admit' | 'tenantBacklog' | 'pending'>;
+export type JobRunner = Pick<JobProducer, 'enqueue' | 'submit' | 'getJob' | 'admit' | 'priority' | 'idle' | 'pending'>;
 
 /** Where the gateway learns which skills exist and which are up. */
 export interface SkillDirectory {

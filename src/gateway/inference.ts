@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/key-store.js';
 import { RefreshPredictor } from '../cache/refresh-ahead.js';
-import { jobPriority, priorityPolicy } from '../queue/priority.js';
 import { cacheKeyHash } from '../cache/cache-key.js';
 import type { CacheDirectives } from '../cache/cache-control.js';
 import type { CacheEntry } from '../cache/response-cache.js';
@@ -75,7 +74,6 @@ const serveStaleOn = new Set<ErrorCode>([
  */
 export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   const { config, cache, limiter, redis } = deps;
-  const policy = priorityPolicy(config);
   const refresher = new RefreshAhead<Plan & { cacheKey: string }>({
     predictor: new RefreshPredictor({
       leadMs: config.CACHE_REFRESH_LEAD_MS,
@@ -85,7 +83,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     recompute: async (p) =>
       (
         await computeAndStore(
-          { ...p, arrivedAt: Date.now(), deadlineAt: deadlineFor(p.skill.name) },
+          { ...p, arrivedAt: Date.now(), deadlineAt: deadlineFor(p.skill.name, Date.now()) },
           `refresh-${randomUUID()}`,
         )
       ).expiresAt,
@@ -102,9 +100,13 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     recipeTtlMs: 2 * Math.max(config.CACHE_TTL_S, ...Object.values(config.CACHE_TTLS)) * 1000,
   });
 
-  /** Epoch ms by which an answer is needed: the request's own deadline, else the skill's default. */
-  function deadlineFor(skill: string, deadlineMs?: number): number {
-    return Date.now() + (deadlineMs ?? defaultDeadlineMs(config, skill));
+  /**
+   * Epoch ms by which an answer is needed: the request's own deadline, else the skill's default,
+   * counted from when the request reached the cluster. Computed once; it travels as it is (job,
+   * gRPC call, skill server).
+   */
+  function deadlineFor(skill: string, arrivedAt: number, deadlineMs?: number): number {
+    return arrivedAt + (deadlineMs ?? defaultDeadlineMs(config, skill));
   }
 
   function plan(
@@ -124,7 +126,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
       item,
       directives,
       ttlS,
-      deadlineAt: deadlineFor(skill.name, deadlineMs),
+      deadlineAt: deadlineFor(skill.name, arrivedAt, deadlineMs),
       arrivedAt,
     };
     if (!deterministic) return base;
@@ -243,39 +245,61 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     return store(p, await compute(p, requestId, false));
   }
 
-  /** Through the queue; while Redis is down, straight to a skill replica over gRPC. */
-  async function compute(p: Plan, requestId: string, direct: boolean, clock?: PhaseClock): Promise<InferJobResult> {
-    const callDirect = async () => {
+  /** Computations this gateway has in flight, by skill: the queue is idle for it only at 0. */
+  const inFlight = new Map<string, number>();
+  /** Identical deterministic requests computed directly on this gateway share one call. */
+  const directCalls = new Map<string, Promise<InferJobResult>>();
+
+  /** A skill replica over gRPC, without the queue: while Redis is down, or while the queue is idle. */
+  async function callDirect(p: Plan, requestId: string, clock?: PhaseClock): Promise<InferJobResult> {
+    const shared = p.coalesceId ? directCalls.get(p.coalesceId) : undefined;
+    const call = shared ?? deps.direct(p.skill.name, requestId, p.item, Math.max(1, p.deadlineAt - Date.now()));
+    if (!shared && p.coalesceId) {
+      const id = p.coalesceId;
+      directCalls.set(id, call);
+      void call.finally(() => directCalls.delete(id)).catch(() => undefined);
+    }
+    const result = await call;
+    clock?.mark('direct');
+    return result;
+  }
+
+  /**
+   * Through the queue; while Redis is down, straight to a skill replica over gRPC; and, with
+   * QUEUE_BYPASS_WHEN_IDLE, straight to it too while the skill's queue is idle (nothing waiting,
+   * nothing of this gateway's in flight): there is no batch to join and no one to go before.
+   */
+  async function compute(p: Plan, requestId: string, degraded: boolean, clock?: PhaseClock): Promise<InferJobResult> {
+    const skill = p.skill.name;
+    const degradedCall = () => {
       metrics.degraded.inc({ reason: 'direct' });
-      const result = await deps.direct(p.skill.name, requestId, p.item, Math.max(1, p.deadlineAt - Date.now()));
-      clock?.mark('direct');
-      return result;
+      return callDirect(p, requestId, clock);
     };
-    if (direct) return callDirect();
+    if (degraded) return degradedCall();
+    const bypass = config.QUEUE_BYPASS_WHEN_IDLE && !inFlight.get(skill) && deps.jobs.idle(skill);
+    inFlight.set(skill, (inFlight.get(skill) ?? 0) + 1);
     try {
-      await deps.jobs.admit(p.skill.name);
-      const priority = await jobPriority(deps.jobs, policy, p.skill.name, p.principal);
+      if (bypass) return await callDirect(p, requestId, clock);
       clock?.mark('enqueue');
-      const run = deps.jobs.run(
-        {
-          skill: p.skill.name,
-          requestId,
-          enqueuedAt: Date.now(),
-          tenantId: p.principal.tenantId,
-          deadlineAt: p.deadlineAt,
-          item: p.item,
-        },
-        { coalesceId: p.coalesceId, arrivedAt: p.arrivedAt, priority },
-      );
-      const result = await untilRedisFails(redis, run);
+      const job = deps.jobs.enqueue({
+        skill,
+        item: p.item,
+        requestId,
+        tenant: { id: p.principal.tenantId, tier: p.principal.tier },
+        deadlineAt: p.deadlineAt,
+        coalesce: p.coalesceId ? { id: p.coalesceId, arrivedAt: p.arrivedAt } : undefined,
+      });
+      const result = await untilRedisFails(redis, job);
       clock?.set('queue', result.timing.queueMs);
       clock?.set('skill', result.timing.skillMs);
       clock?.set('compute', result.timing.computeMs);
       return result;
     } catch (err) {
       // Redis went away (or hung) between admission and the answer: call the skill directly.
-      if (redisOutageError(err)) return callDirect();
+      if (redisOutageError(err)) return degradedCall();
       throw err;
+    } finally {
+      inFlight.set(skill, inFlight.get(skill)! - 1);
     }
   }
 

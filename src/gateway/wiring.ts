@@ -11,6 +11,7 @@ import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { PgEntityStore } from '../memory/pg-entity-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Registry } from 'prom-client';
+import { priorityPolicy } from '../queue/priority.js';
 import { JobProducer } from '../queue/producer.js';
 import { SkillClientPool } from '../skills/client-pool.js';
 import { inferOnce } from '../skills/infer-once.js';
@@ -64,6 +65,7 @@ export async function openGateway(
     keyPrefix: config.KEY_PREFIX,
     retentionS: config.JOB_RETENTION_S,
     logger,
+    priority: priorityPolicy(config),
   });
   await jobs.start();
   const skills = new CachedRegistry(

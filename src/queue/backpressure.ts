@@ -47,6 +47,16 @@ export class Backpressure {
     if (d && d.depth > 0) d.depth--;
   }
 
+  /**
+   * Whether the skill's queue had no job waiting when last read; a read older than the depth's
+   * TTL starts a new one (in the background: the answer is the last known).
+   */
+  idle(skill: string, queue: Queue): boolean {
+    const d = this.depths.get(skill);
+    if (!d || Date.now() - d.at >= DEPTH_TTL_MS) this.depth(skill, queue).catch(() => undefined);
+    return (d?.depth ?? 0) === 0;
+  }
+
   /** Jobs per second recently completed for `skill`. */
   rate(skill: string): number {
     return this.rates.get(skill)?.perS ?? 0;

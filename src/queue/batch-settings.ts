@@ -8,9 +8,14 @@ export interface BatchSettings {
   maxQueueDelayMs: number;
   preferredBatchSizes: number[];
   maxInFlightBatches: number;
+  /** A job that finds the batcher idle goes at once (BATCH_FLUSH_WHEN_IDLE). */
+  flushWhenIdle: boolean;
 }
 
-type BatchConfig = Pick<Config, 'BATCH_MAX_SIZE' | 'BATCH_MAX_DELAY_MS' | 'BATCH_MAX_IN_FLIGHT' | 'BATCH_OVERRIDES'>;
+type BatchConfig = Pick<
+  Config,
+  'BATCH_MAX_SIZE' | 'BATCH_MAX_DELAY_MS' | 'BATCH_MAX_IN_FLIGHT' | 'BATCH_OVERRIDES' | 'BATCH_FLUSH_WHEN_IDLE'
+>;
 
 /**
  * A skill's batch settings: what its model declares (`batching` in the catalogue), with the
@@ -45,7 +50,14 @@ export function batchSettings(
   const preferredBatchSizes = [...new Set(preferred.map(positiveInt))]
     .filter((p): p is number => p !== undefined && p <= maxBatchSize)
     .sort((a, b) => a - b);
-  return { maxBatchSize, maxQueueDelayMs, preferredBatchSizes, maxInFlightBatches: config.BATCH_MAX_IN_FLIGHT };
+  return {
+    maxBatchSize,
+    maxQueueDelayMs,
+    preferredBatchSizes,
+    maxInFlightBatches: config.BATCH_MAX_IN_FLIGHT,
+    // Absent (older configs built by hand) means the default, on.
+    flushWhenIdle: config.BATCH_FLUSH_WHEN_IDLE ?? true,
+  };
 }
 
 /**

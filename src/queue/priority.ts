@@ -45,17 +45,3 @@ export function priorityPolicy(config: Config): PriorityPolicy {
     resolutionMs: defaultPriorityPolicy.resolutionMs,
   };
 }
-
-/**
- * The priority of a job `principal` sends to `skill` now, from its tier and the tenant's recent
- * backlog (one Redis round trip, counted by the producer).
- */
-export async function jobPriority(
-  jobs: { tenantBacklog(skill: string, tenantId: string): Promise<number> },
-  policy: PriorityPolicy,
-  skill: string,
-  principal: { tier: Tier; tenantId: string },
-): Promise<number> {
-  const tenantBacklog = await jobs.tenantBacklog(skill, principal.tenantId);
-  return priorityFor({ tier: principal.tier, tenantBacklog, now: Date.now() }, policy);
-}

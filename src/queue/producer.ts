@@ -1,9 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
+import type { Tier } from '../auth/key-store.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import { Backpressure } from './backpressure.js';
+import { defaultPriorityPolicy, type PriorityPolicy, priorityFor } from './priority.js';
 import {
   type CompletionMessage,
   completionChannel,
@@ -24,6 +26,29 @@ export interface ProducerDeps {
   /** Waiting jobs a skill may have before new ones are refused. */
   maxDepth: (skill: string) => number;
   logger: Logger;
+  /** How tiers and a tenant's recent jobs order the queue (default: defaultPriorityPolicy). */
+  priority?: PriorityPolicy;
+}
+
+/** The tenant a job is for, as its priority needs it. */
+export interface Tenant {
+  id: string;
+  tier: Tier;
+}
+
+/** One inference to compute through the queue: everything {@link JobProducer.enqueue} needs. */
+export interface EnqueueRequest {
+  skill: string;
+  item: InferJobData['item'];
+  requestId: string;
+  tenant: Tenant;
+  /** Epoch ms after which the answer is useless, fixed once when the request reached the cluster. */
+  deadlineAt: number;
+  /**
+   * Deterministic requests: identical ones in flight share one job, whose id is `id`. A request
+   * that reached the cluster (`arrivedAt`, epoch ms) before a shared job finished takes its result.
+   */
+  coalesce?: { id: string; arrivedAt: number };
 }
 
 export interface RunOptions {
@@ -105,10 +130,51 @@ export class JobProducer {
   };
   private readonly channel: string;
   private readonly backpressure: Backpressure;
+  /** Tenants' job counts per skill and window: the last count Redis returned, and what is not sent yet. */
+  private readonly backlogs = new Map<string, { known: number; unsent: number }>();
+  private backlogFlush?: NodeJS.Immediate;
 
   constructor(private readonly deps: ProducerDeps) {
     this.channel = completionChannel(deps.keyPrefix);
     this.backpressure = new Backpressure(deps.maxDepth);
+  }
+
+  /**
+   * The one way a request's inference enters the queue: refuses at once when the skill's queue
+   * is full (503 OVERLOADED), orders the job by the tenant's tier and recent jobs, and resolves
+   * with its result (or rejects by its deadline).
+   */
+  async enqueue(req: EnqueueRequest): Promise<InferJobResult> {
+    await this.admit(req.skill);
+    return this.run(
+      {
+        skill: req.skill,
+        requestId: req.requestId,
+        enqueuedAt: Date.now(),
+        tenantId: req.tenant.id,
+        deadlineAt: req.deadlineAt,
+        item: req.item,
+      },
+      {
+        coalesceId: req.coalesce?.id,
+        arrivedAt: req.coalesce?.arrivedAt,
+        priority: this.priority(req.skill, req.tenant),
+      },
+    );
+  }
+
+  /** The BullMQ priority of the tenant's next job to the skill (and the job counted in its backlog). */
+  priority(skill: string, tenant: Tenant): number {
+    const tenantBacklog = this.countBacklog(skill, tenant.id);
+    return priorityFor(
+      { tier: tenant.tier, tenantBacklog, now: Date.now() },
+      this.deps.priority ?? defaultPriorityPolicy,
+    );
+  }
+
+  /** Whether the skill's queue is idle as far as this gateway knows: nothing waiting, nothing of its own in flight. */
+  idle(skill: string): boolean {
+    return this.backpressure.idle(skill, this.queue(skill));
   }
 
   async start(): Promise<void> {
@@ -122,23 +188,50 @@ export class JobProducer {
   }
 
   /**
-   * How many jobs the tenant submitted to the skill in the last window (this one included):
-   * the fairness term of its priority. 0 when Redis cannot tell.
+   * How many jobs the tenant sent the skill in the current window before this one (the fairness
+   * term of its priority), and counts this one. The count is the cluster's as Redis last returned
+   * it plus what this gateway sent since, so no request waits for it: the counts of one
+   * event-loop turn go to Redis together, one INCRBY per tenant and skill.
    */
-  async tenantBacklog(skill: string, tenantId: string): Promise<number> {
+  private countBacklog(skill: string, tenantId: string): number {
     const window = Math.floor(Date.now() / (BACKLOG_WINDOW_S * 1000));
     const key = `${this.deps.keyPrefix}:backlog:${skill}:${tenantId}:${window}`;
-    try {
-      const [[, n] = []] =
-        (await this.deps.redis
-          .multi()
-          .incr(key)
-          .expire(key, BACKLOG_WINDOW_S * 2)
-          .exec()) ?? [];
-      return Number(n ?? 1) - 1;
-    } catch {
-      return 0;
+    let b = this.backlogs.get(key);
+    if (!b) this.backlogs.set(key, (b = { known: 0, unsent: 0 }));
+    const before = b.known + b.unsent;
+    b.unsent++;
+    this.backlogFlush ??= setImmediate(() => this.flushBacklogs(window));
+    return before;
+  }
+
+  private flushBacklogs(window: number): void {
+    this.backlogFlush = undefined;
+    const pipeline = this.deps.redis.pipeline();
+    const sent: [string, { known: number; unsent: number }, number][] = [];
+    for (const [key, b] of this.backlogs) {
+      // Counts of a window that has passed are no one's business any more.
+      if (Number(key.slice(key.lastIndexOf(':') + 1)) < window) {
+        this.backlogs.delete(key);
+        continue;
+      }
+      if (b.unsent === 0) continue;
+      pipeline.incrby(key, b.unsent).expire(key, BACKLOG_WINDOW_S * 2);
+      sent.push([key, b, b.unsent]);
+      b.unsent = 0;
     }
+    if (sent.length === 0) return;
+    pipeline
+      .exec()
+      .then((results) => {
+        sent.forEach(([, b], i) => {
+          const [err, n] = results?.[2 * i] ?? [];
+          if (!err && typeof n === 'number') b.known = n;
+        });
+      })
+      // Without Redis the count stays this gateway's own: priorities degrade, requests do not fail.
+      .catch(() => {
+        for (const [, b, n] of sent) b.known += n;
+      });
   }
 
   /**
@@ -171,9 +264,12 @@ export class JobProducer {
    */
   private async enqueueOrJoin(data: InferJobData, id: string, opts: RunOptions, waiter: Waiter): Promise<void> {
     const queue = this.queue(data.skill);
-    await this.enqueue(queue, data, id, opts);
-    if (!opts.coalesceId) return;
-    const finished = await this.readFinished(queue, id);
+    const added = this.addJob(queue, data, id, opts);
+    if (!opts.coalesceId) return void (await added);
+    // Read at once, not after the add's reply: one round trip, not two. Either order answers the
+    // same, since an add of an existing id changes nothing, and this request's waiter is already
+    // listening should the job finish in between.
+    const [, finished] = await Promise.all([added, this.readFinished(queue, id)]);
     if (!finished) return; // waiting or running: its completion message is still to come
     if (finished.finishedOn >= (opts.arrivedAt ?? data.enqueuedAt)) {
       this.answer(waiter, finished);
@@ -188,7 +284,7 @@ export class JobProducer {
     this.replacing.add(id);
     try {
       await queue.remove(id).catch(() => 0);
-      await this.enqueue(queue, data, id, opts);
+      await this.addJob(queue, data, id, opts);
     } finally {
       this.replacing.delete(id);
     }
@@ -217,7 +313,7 @@ export class JobProducer {
    * Finished jobs, coalesced or not, stay `retentionS` (and at most RETAINED_JOBS per queue), so a
    * waiter that lost its message can still read the outcome at its deadline.
    */
-  private enqueue(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<unknown> {
+  private addJob(queue: Queue, data: InferJobData, id: string, opts: RunOptions): Promise<unknown> {
     return queue.add('infer', data, waitedJobOptions(id, opts.priority, this.deps.retentionS));
   }
 

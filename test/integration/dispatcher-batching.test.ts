@@ -97,7 +97,8 @@ describe('dispatcher batching against a real skill', () => {
   before(async () => {
     // nlp batches up to 8 and waits up to 2 s for them, so a batch of 8 is formed by size alone;
     // `dead` (a replica that is not there) batches 3; `solo` does not batch.
-    const t = await testConfig({ BATCH_OVERRIDES: 'nlp=8:2000,dead=3:2000,solo=1' });
+    // These tests pin the size and delay rules: the first job of a burst waits for company too.
+    const t = await testConfig({ BATCH_OVERRIDES: 'nlp=8:2000,dead=3:2000,solo=1', BATCH_FLUSH_WHEN_IDLE: 'false' });
     config = t.config;
     cleanup = t.cleanup;
     redis = createRedis(REDIS_URL, { name: 'test-dispatcher' });

@@ -25,8 +25,10 @@ describe('the queue path: coalescing, deadlines, overload, async jobs, stalled-j
     http(`${cluster.endpoint}/v1/jobs/${id}`, { headers: key });
 
   before(async () => {
+    // These tests hold requests in the queue (a stopped dispatcher): no idle bypass around it.
     const t = await testConfig({
       RATE_LIMITS: 'free=100000,standard=100000,premium=100000',
+      QUEUE_BYPASS_WHEN_IDLE: 'false',
     });
     config = t.config;
     cleanup = t.cleanup;
@@ -156,7 +158,12 @@ describe('a dispatcher killed mid-work', () => {
     http(`${cluster.endpoint}/v1/jobs/${id}`, { headers: key });
 
   before(async () => {
-    const t = await testConfig({ WORKER_LOCK_MS: '2000', WORKER_STALLED_CHECK_MS: '1000', GATEWAY_COUNT: '1' });
+    const t = await testConfig({
+      WORKER_LOCK_MS: '2000',
+      WORKER_STALLED_CHECK_MS: '1000',
+      GATEWAY_COUNT: '1',
+      QUEUE_BYPASS_WHEN_IDLE: 'false',
+    });
     config = t.config;
     cleanup = t.cleanup;
     cluster = await startTestCluster(t.config, t.env);
@@ -214,7 +221,7 @@ describe('a full queue', () => {
   const inferOn = (body: object) => http(`${cluster.endpoint}/v1/skills/nlp/infer`, { json: body, headers: key });
 
   before(async () => {
-    const t = await testConfig({ QUEUE_DEPTHS: 'nlp=5', GATEWAY_COUNT: '1' });
+    const t = await testConfig({ QUEUE_DEPTHS: 'nlp=5', GATEWAY_COUNT: '1', QUEUE_BYPASS_WHEN_IDLE: 'false' });
     cleanup = t.cleanup;
     cluster = await startTestCluster(t.config, t.env);
     ({ key } = (await createKeys(t.config, { key: { tenant: 'acme', tier: 'premium' } })) as {

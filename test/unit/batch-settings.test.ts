@@ -15,6 +15,7 @@ describe('batch settings', () => {
       maxQueueDelayMs: 2,
       preferredBatchSizes: [],
       maxInFlightBatches: 2,
+      flushWhenIdle: true,
     });
   });
 
@@ -43,7 +44,13 @@ describe('batch settings', () => {
   it("takes the model's own settings when the cluster does not override them", () => {
     const c = loadConfig({});
     const s = batchSettings(c, 'onnx', { maxBatchSize: 8, maxQueueDelayMs: 5, preferredBatchSizes: [8, 4, 4] });
-    assert.deepEqual(s, { maxBatchSize: 8, maxQueueDelayMs: 5, preferredBatchSizes: [4, 8], maxInFlightBatches: 2 });
+    assert.deepEqual(s, {
+      maxBatchSize: 8,
+      maxQueueDelayMs: 5,
+      preferredBatchSizes: [4, 8],
+      maxInFlightBatches: 2,
+      flushWhenIdle: true,
+    });
   });
 
   it('caps a declared size at BATCH_MAX_SIZE, so BATCH_MAX_SIZE=1 turns batching off everywhere', () => {
@@ -71,7 +78,13 @@ describe('batch settings', () => {
       maxQueueDelayMs: Number.NaN,
       preferredBatchSizes: [0, 2.5, 4] as number[],
     });
-    assert.deepEqual(s, { maxBatchSize: 32, maxQueueDelayMs: 2, preferredBatchSizes: [4], maxInFlightBatches: 2 });
+    assert.deepEqual(s, {
+      maxBatchSize: 32,
+      maxQueueDelayMs: 2,
+      preferredBatchSizes: [4],
+      maxInFlightBatches: 2,
+      flushWhenIdle: true,
+    });
   });
 
   it('gives the worker enough concurrency for full in-flight batches plus one forming', () => {

@@ -4,7 +4,6 @@ import type { Job } from 'bullmq';
 import { canonicalJson } from '../../cache/cache-key.js';
 import { AppError } from '../../errors/index.js';
 import { decodeFailure, type InferJobData, type InferJobResult, outputValue } from '../../queue/job.js';
-import { jobPriority, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
 import { idempotencyKey } from '../idempotency-key.js';
@@ -25,7 +24,6 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
   const { config, jobs, skills } = deps;
   const router = Router();
   const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, verify: verifyUtf8 });
-  const policy = priorityPolicy(config);
 
   const snapshot = () => registrySnapshot(skills);
 
@@ -54,13 +52,14 @@ export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
         requestId: req.id,
         enqueuedAt: Date.now(),
         tenantId: req.principal.tenantId,
-        deadlineAt: deadlineMs === undefined ? undefined : Date.now() + deadlineMs,
+        // Absolute from when the request reached the cluster, like a synchronous request's.
+        deadlineAt: deadlineMs === undefined ? undefined : req.receivedAt + deadlineMs,
         requestHash,
         item,
       },
       {
         jobId,
-        priority: await jobPriority(jobs, policy, skill, req.principal),
+        priority: jobs.priority(skill, { id: req.principal.tenantId, tier: req.principal.tier }),
         retentionS: config.ASYNC_JOB_RETENTION_S,
       },
     );

@@ -12,7 +12,6 @@ import {
   parseForgetTriplesQuery,
   parseRecallQuery,
 } from '../../memory/validation.js';
-import { jobPriority, priorityPolicy } from '../../queue/priority.js';
 import type { GatewayDeps } from '../deps.js';
 import { idempotencyKey } from '../idempotency-key.js';
 import { verifyUtf8 } from '../strict-json.js';
@@ -50,7 +49,6 @@ export function memoryRoutes({
   skills,
 }: Pick<GatewayDeps, 'config' | 'memory' | 'jobs' | 'skills'>): Router {
   const router = Router();
-  const policy = priorityPolicy(config);
   const jsonType = ['application/json', 'application/*+json'];
   const bulkJson = express.json({
     limit: config.MEMORY_BODY_LIMIT_BYTES,
@@ -133,18 +131,13 @@ export function memoryRoutes({
     if (!snapshot.live.some((r) => r.name === skill)) {
       throw new AppError('SKILL_UNAVAILABLE', `${skill}: no replica is up`, { skill }, { retryAfterS: 1 });
     }
-    await jobs.admit(skill);
-    const result = await jobs.run(
-      {
-        skill,
-        requestId: req.id,
-        enqueuedAt: Date.now(),
-        tenantId: req.principal.tenantId,
-        deadlineAt: Date.now() + defaultDeadlineMs(config, skill),
-        item: { text: body.text, task, maxTokens: 0, modelVersion: '' },
-      },
-      { priority: await jobPriority(jobs, policy, skill, req.principal) },
-    );
+    const result = await jobs.enqueue({
+      skill,
+      requestId: req.id,
+      tenant: { id: req.principal.tenantId, tier: req.principal.tier },
+      deadlineAt: req.receivedAt + defaultDeadlineMs(config, skill),
+      item: { text: body.text, task, maxTokens: 0, modelVersion: '' },
+    });
     const out = result.output;
     const extraction = triplesFromSkillOutput('json' in out ? out.json : 'text' in out ? out.text : undefined);
     if (!extraction) {
