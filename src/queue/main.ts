@@ -1,33 +1,18 @@
 import { type Config, instanceId } from '../config/index.js';
 import { handleShutdown } from '../lib/lifecycle.js';
-import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import { createLogger } from '../observability/logger.js';
 import { serveAdmin } from '../observability/admin-server.js';
 import { createRegistry } from '../observability/metrics.js';
-import { SkillClientPool } from '../skills/client-pool.js';
-import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
-import { createDispatcher } from './dispatcher.js';
+import { SkillRegistry } from '../skills/registry.js';
 import { registerQueueMetrics } from './queue-metrics.js';
+import { openDispatcher } from './wiring.js';
 
 /** Role `dispatcher`: BullMQ workers that feed the skills. */
 export async function runDispatcher(config: Config): Promise<void> {
   const instance = instanceId(config, 'dispatcher');
   const logger = createLogger({ level: config.LOG_LEVEL, role: 'dispatcher', instance });
   const metrics = createRegistry({ role: 'dispatcher' });
-  const redis = createRedis(config.REDIS_URL, {
-    name: 'dispatcher',
-    commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
-  });
-  const workerConnection = createRedis(config.REDIS_URL, { name: 'dispatcher-worker', blocking: true });
-  await redisReady(redis, config.REDIS_URL);
-  const registry = new CachedRegistry(
-    new SkillRegistry(redis, config.KEY_PREFIX),
-    config.REGISTRY_CACHE_MS,
-    config.REDIS_TIMEOUT_MS,
-  );
-  const pool = new SkillClientPool(registry, { channels: config.SKILL_CLIENT_CHANNELS, ejectMs: config.SKILL_TTL_MS });
-  const dispatcher = createDispatcher({ config, redis, workerConnection, registry, pool, logger, metrics });
-  await dispatcher.start();
+  const { dispatcher, redis, registry, closing } = await openDispatcher(config, { logger, metrics });
   const queueMetrics = registerQueueMetrics({ redis, registry, keyPrefix: config.KEY_PREFIX, metrics });
   let stopping = false;
   const admin = await serveAdmin(
@@ -56,17 +41,17 @@ export async function runDispatcher(config: Config): Promise<void> {
   );
   logger.info({ adminPort: admin.port }, 'dispatcher running');
 
+  const [workers, ...rest] = closing;
   handleShutdown(logger, config.SHUTDOWN_TIMEOUT_MS, [
     {
       name: 'workers',
       run: () => {
         stopping = true;
-        return dispatcher.close();
+        return workers!.run();
       },
     },
-    { name: 'grpc', run: () => pool.close() },
     { name: 'queue-metrics', run: () => queueMetrics.close() },
+    ...rest,
     { name: 'admin', run: () => admin.close() },
-    { name: 'redis', run: () => Promise.all([closeRedis(redis), closeRedis(workerConnection)]) },
   ]);
 }

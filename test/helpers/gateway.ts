@@ -7,13 +7,10 @@ import { KeyStore, type Tier } from '../../src/auth/key-store.js';
 import type { Config } from '../../src/config/index.js';
 import { createGateway } from '../../src/gateway/app.js';
 import { createPgPool } from '../../src/lib/postgres.js';
-import { closeRedis, createRedis, redisReady } from '../../src/lib/redis.js';
 import { openGateway } from '../../src/gateway/wiring.js';
-import { createDispatcher, type Dispatcher } from '../../src/queue/dispatcher.js';
+import { openDispatcher } from '../../src/queue/wiring.js';
 import type { SkillBackend } from '../../src/skills/backend.js';
-import { SkillClientPool } from '../../src/skills/client-pool.js';
-import { CachedRegistry, SkillRegistry } from '../../src/skills/registry.js';
-import { createSkillServer, type SkillServer } from '../../src/skills/server.js';
+import { startTestSkill } from './skill.js';
 
 export interface TestGateway {
   /** `http://127.0.0.1:<port>` of the gateway's own listener (no nginx). */
@@ -28,8 +25,7 @@ export interface TestGateway {
 /**
  * One gateway in process, wired as `src/gateway/main.ts` wires it (real Postgres, Redis, key
  * store, authenticator, job producer, entity store), listening on a free port. With `skills`,
- * also serves those backends over real gRPC, announces them and runs a dispatcher, so requests
- * take the whole queue path.
+ * also opens those skills and a dispatcher as their roles do (`openSkill`, `openDispatcher`).
  */
 export async function startTestGateway(
   config: Config,
@@ -43,43 +39,17 @@ export async function startTestGateway(
   try {
     const pool = createPgPool(config.DATABASE_URL, { name: 'test-gateway', schema: config.DATABASE_SCHEMA });
     closers.push(() => pool.end());
-    const redis = createRedis(config.REDIS_URL, { name: 'test-gateway-skills' });
-    await redisReady(redis, config.REDIS_URL);
-    closers.push(() => closeRedis(redis));
-    const registry = new SkillRegistry(redis, config.KEY_PREFIX);
-    const skills = new CachedRegistry(registry, config.REGISTRY_CACHE_MS);
-
+    // Skills and the dispatcher opened as their roles open them (src/skills/wiring.ts,
+    // src/queue/wiring.ts): requests take the whole queue path.
     for (const { name, backend } of opts.skills ?? []) {
-      const server: SkillServer = createSkillServer({ name, backend, logger, registry: new Registry() });
-      const port = await server.start('127.0.0.1', 0);
-      closers.push(() => server.stop(1_000));
-      const replica = {
-        name,
-        ...backend.describe(),
-        address: `127.0.0.1:${port}`,
-        instance: `test:${name}`,
-        startedAt: Date.now(),
-      };
-      // Announced once for far longer than any test runs: no heartbeat timer to clean up.
-      await registry.announce(replica, 10 * 60_000);
-      closers.push(() => registry.withdraw(name, replica.address));
+      const skill = await startTestSkill({ name, backend, announceIn: config });
+      closers.push(() => skill.stop());
     }
     if (opts.skills?.length) {
-      const workerConnection = createRedis(config.REDIS_URL, { name: 'test-dispatcher', blocking: true });
-      closers.push(() => closeRedis(workerConnection));
-      const clients = new SkillClientPool(skills);
-      closers.push(() => clients.close());
-      const dispatcher: Dispatcher = createDispatcher({
-        config,
-        redis,
-        workerConnection,
-        registry: skills,
-        pool: clients,
-        logger,
-        metrics: new Registry(),
+      const { closing } = await openDispatcher(config, { logger, metrics: new Registry() });
+      closers.push(async () => {
+        for (const step of closing) await Promise.resolve(step.run()).catch(() => undefined);
       });
-      await dispatcher.start();
-      closers.push(() => dispatcher.close());
     }
 
     // The gateway itself, opened exactly as the gateway role opens it.

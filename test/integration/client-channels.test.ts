@@ -2,11 +2,8 @@ import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket, connect } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
-import { createNlpBackend } from '../../src/skills/backends/nlp/index.js';
 import { SkillClient } from '../../src/skills/client.js';
-import { createSkillServer, type SkillServer } from '../../src/skills/server.js';
+import { startTestSkill, type TestSkill } from '../helpers/skill.js';
 
 /** A TCP relay in front of the skill that counts the connections clients open through it. */
 async function countingRelay(target: number): Promise<{ port: number; connections: () => number; close: () => void }> {
@@ -34,19 +31,14 @@ async function countingRelay(target: number): Promise<{ port: number; connection
 }
 
 describe('SkillClient channels', () => {
-  let server: SkillServer;
+  let skill: TestSkill;
   let port: number;
 
   before(async () => {
-    server = createSkillServer({
-      name: 'nlp',
-      backend: createNlpBackend(),
-      logger: pino({ level: 'silent' }),
-      registry: new Registry(),
-    });
-    port = await server.start('127.0.0.1', 0);
+    skill = await startTestSkill();
+    port = skill.port;
   });
-  after(() => server?.stop(1_000));
+  after(() => skill?.stop());
 
   const calls = (client: SkillClient, n: number) =>
     Promise.all(

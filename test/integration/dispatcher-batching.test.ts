@@ -18,7 +18,7 @@ import {
 import { createNlpBackend } from '../../src/skills/backends/nlp/index.js';
 import { SkillClientPool } from '../../src/skills/client-pool.js';
 import { CachedRegistry, SkillRegistry } from '../../src/skills/registry.js';
-import { createSkillServer, type SkillServer } from '../../src/skills/server.js';
+import { startTestSkill, type TestSkill } from '../helpers/skill.js';
 import { eventually, REDIS_URL, testConfig } from '../helpers/env.js';
 
 const positive = (i: number) => `I love this wonderful sunny city, visit number ${i}.`;
@@ -37,16 +37,12 @@ describe('dispatcher batching against a real skill', () => {
   let pool: SkillClientPool;
   let dispatcher: Dispatcher;
   const metrics = new Registry();
-  const servers: SkillServer[] = [];
+  const servers: TestSkill[] = [];
   const queues = new Map<string, Queue<InferJobData>>();
   const done = new Map<string, CompletionMessage>();
 
   async function serve(name: string): Promise<void> {
-    const backend = createNlpBackend();
-    const server = createSkillServer({ name, backend, logger: pino({ level: 'silent' }), registry: new Registry() });
-    servers.push(server);
-    const port = await server.start('127.0.0.1', 0);
-    await announce(name, `127.0.0.1:${port}`, backend.describe());
+    servers.push(await startTestSkill({ name, announceIn: config }));
   }
 
   async function announce(

@@ -1,32 +1,19 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { pino } from 'pino';
-import { Registry } from 'prom-client';
 import { type AppError } from '../../src/errors/index.js';
-import { createNlpBackend } from '../../src/skills/backends/nlp/index.js';
 import { SkillClient } from '../../src/skills/client.js';
-import { createSkillServer, type SkillServer } from '../../src/skills/server.js';
+import { startTestSkill, type TestSkill } from '../helpers/skill.js';
 
 describe('the nlp skill over real gRPC', () => {
-  let server: SkillServer;
+  let skill: TestSkill;
   let client: SkillClient;
-  let port: number;
 
   before(async () => {
-    server = createSkillServer({
-      name: 'nlp',
-      backend: createNlpBackend(),
-      logger: pino({ level: 'silent' }),
-      registry: new Registry(),
-    });
-    port = await server.start('127.0.0.1', 0);
-    client = new SkillClient('nlp', `127.0.0.1:${port}`);
+    skill = await startTestSkill();
+    client = skill.client();
   });
 
-  after(async () => {
-    client?.close();
-    await server?.stop(1_000);
-  });
+  after(() => skill?.stop());
 
   it('serves grpc.health.v1 once the model is loaded', async () => {
     assert.equal(await client.check(2_000), 'SERVING');
@@ -122,22 +109,15 @@ describe('the nlp skill over real gRPC', () => {
   });
 
   it('Check follows the serving status the server sets', async () => {
-    const other = createSkillServer({
-      name: 'nlp',
-      backend: createNlpBackend(),
-      logger: pino({ level: 'silent' }),
-      registry: new Registry(),
-    });
-    const p = await other.start('127.0.0.1', 0);
-    const c = new SkillClient('nlp', `127.0.0.1:${p}`);
+    const other = await startTestSkill();
+    const c = other.client();
     try {
       assert.equal(await c.check(2_000), 'SERVING');
       const statuses: string[] = [];
-      other.health.setStatus('', 'NOT_SERVING');
+      other.server.health.setStatus('', 'NOT_SERVING');
       statuses.push(await c.check(2_000));
       assert.deepEqual(statuses, ['NOT_SERVING']);
     } finally {
-      c.close();
       await other.stop(500);
     }
   });
