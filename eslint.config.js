@@ -93,12 +93,6 @@ export default tseslint.config(
   },
   ...folders.map((folder) => ({ files: [`src/${folder}/**/*.ts`], rules: layering(folder) })),
   {
-    // TODO(issue 16): the request path's rework moves the job's item and result types into
-    // src/skills, so that skills/ imports nothing of queue/. Until then these two files may.
-    files: ['src/skills/infer-batch.ts', 'src/skills/infer-once.ts'],
-    rules: layering('skills', ['queue']),
-  },
-  {
     // k6 scripts run in k6's own runtime, with its globals.
     files: ['loadtest/k6/**/*.js'],
     languageOptions: { globals: { __ENV: 'readonly', __VU: 'readonly', __ITER: 'readonly', open: 'readonly' } },

@@ -245,8 +245,8 @@ async function main(): Promise<void> {
               durationS,
               nonce,
             }),
-          // Every cluster's parts; its skill is the one the baseline and direct calls use too.
-          parts: () => ({ ...clusterParts(c), skill: skillPid }),
+          // The cluster's own processes (the first cluster's skill also serves the baseline and direct calls).
+          parts: () => clusterParts(c),
         };
       }),
       {

@@ -7,7 +7,7 @@ import type { Config } from '../config/index.js';
 import type { EntityStore } from '../memory/entity-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { ReadinessCheck } from '../observability/readiness.js';
-import type { InferJobData, InferJobResult } from '../queue/job.js';
+import type { InferItem, SkillAnswer } from '../skills/contract.js';
 import type { JobProducer } from '../queue/producer.js';
 import type { RegistrySnapshot } from '../skills/registry.js';
 
@@ -23,9 +23,10 @@ export interface SkillDirectory {
 export type DirectCall = (
   skill: string,
   requestId: string,
-  item: InferJobData['item'],
-  deadlineMs: number,
-) => Promise<InferJobResult>;
+  item: InferItem,
+  /** Epoch ms by which the call must end: the request's own deadline. */
+  deadlineAt: number,
+) => Promise<SkillAnswer>;
 
 export type { ReadinessCheck };
 

@@ -7,7 +7,7 @@ import type { CacheEntry } from '../cache/response-cache.js';
 import type { LimitDecision } from '../cache/token-bucket.js';
 import { defaultDeadlineMs } from '../config/index.js';
 import { AppError, type ErrorCode } from '../errors/index.js';
-import { type InferJobData, type InferJobResult, outputValue } from '../queue/job.js';
+import { type InferItem, outputValue, type SkillAnswer } from '../skills/contract.js';
 import type { SkillInfo } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
 import type { GatewayMetrics } from './metrics.js';
@@ -30,7 +30,7 @@ export interface Plan {
   skill: SkillInfo;
   /** Epoch ms after which the answer is useless. */
   deadlineAt: number;
-  item: InferJobData['item'];
+  item: InferItem;
   directives: CacheDirectives;
   /** Redis key of the cached answer; undefined when the request may not be cached. */
   cacheKey?: string;
@@ -54,7 +54,7 @@ export interface Answer {
   output: unknown;
   cache: CacheStatus;
   ageS?: number;
-  job?: InferJobResult;
+  job?: SkillAnswer;
   degraded?: 'redis' | 'stale';
 }
 
@@ -112,7 +112,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   function plan(
     principal: Principal,
     skill: SkillInfo,
-    item: InferJobData['item'],
+    item: InferItem,
     directives: CacheDirectives,
     deadlineMs?: number,
     /** When the request reached the cluster (see requestStart). */
@@ -215,7 +215,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
         degraded: admission.degraded,
       };
     }
-    let job: InferJobResult;
+    let job: SkillAnswer;
     try {
       job = await compute(p, requestId, admission.degraded === 'redis', clock);
     } catch (err) {
@@ -231,7 +231,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   }
 
   /** Writes a computed answer to both cache levels (when cacheable) and tells the refresher. */
-  function store(p: Plan, job: InferJobResult): CachedAnswer & { expiresAt: number } {
+  function store(p: Plan, job: SkillAnswer): CachedAnswer & { expiresAt: number } {
     const value: CachedAnswer = { model: job.model, output: outputValue(job) };
     const entry = cache.entry(value, p.ttlS);
     if (p.cacheKey && redis.available()) {
@@ -248,12 +248,12 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   /** Computations this gateway has in flight, by skill: the queue is idle for it only at 0. */
   const inFlight = new Map<string, number>();
   /** Identical deterministic requests computed directly on this gateway share one call. */
-  const directCalls = new Map<string, Promise<InferJobResult>>();
+  const directCalls = new Map<string, Promise<SkillAnswer>>();
 
   /** A skill replica over gRPC, without the queue: while Redis is down, or while the queue is idle. */
-  async function callDirect(p: Plan, requestId: string, clock?: PhaseClock): Promise<InferJobResult> {
+  async function callDirect(p: Plan, requestId: string, clock?: PhaseClock): Promise<SkillAnswer> {
     const shared = p.coalesceId ? directCalls.get(p.coalesceId) : undefined;
-    const call = shared ?? deps.direct(p.skill.name, requestId, p.item, Math.max(1, p.deadlineAt - Date.now()));
+    const call = shared ?? deps.direct(p.skill.name, requestId, p.item, p.deadlineAt);
     if (!shared && p.coalesceId) {
       const id = p.coalesceId;
       directCalls.set(id, call);
@@ -269,7 +269,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
    * QUEUE_BYPASS_WHEN_IDLE, straight to it too while the skill's queue is idle (nothing waiting,
    * nothing of this gateway's in flight): there is no batch to join and no one to go before.
    */
-  async function compute(p: Plan, requestId: string, degraded: boolean, clock?: PhaseClock): Promise<InferJobResult> {
+  async function compute(p: Plan, requestId: string, degraded: boolean, clock?: PhaseClock): Promise<SkillAnswer> {
     const skill = p.skill.name;
     const degradedCall = () => {
       metrics.degraded.inc({ reason: 'direct' });

@@ -108,7 +108,7 @@ export async function openGateway(
     cache,
     redis: guard,
     pgPool: () => ({ total: pg.totalCount, idle: pg.idleCount, waiting: pg.waitingCount, max: pg.options.max ?? 10 }),
-    direct: (skill, requestId, item, deadlineMs) => inferOnce(clients, skill, requestId, item, deadlineMs),
+    direct: (skill, requestId, item, deadlineAt) => inferOnce(clients, skill, requestId, item, deadlineAt),
     memory,
     isShuttingDown: () => shuttingDown,
     readiness: [

@@ -75,6 +75,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function timeLeft(job: Job<InferJobData, InferJobResult>): number {
     return job.data.deadlineAt === undefined ? Infinity : job.data.deadlineAt - Date.now();
   }
+  /**
+   * When a call for `jobs` must end (epoch ms): the latest of their deadlines, as they are, never
+   * later than SKILL_CALL_TIMEOUT_MS from now.
+   */
+  function callDeadline(jobs: Job<InferJobData, InferJobResult>[]): number {
+    const cap = Date.now() + config.SKILL_CALL_TIMEOUT_MS;
+    return Math.min(cap, Math.max(...jobs.map((j) => j.data.deadlineAt ?? cap)));
+  }
   function expired(job: Job<InferJobData, InferJobResult>): boolean {
     return timeLeft(job) <= 0;
   }
@@ -104,13 +112,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const t0 = performance.now();
     try {
       const result = await whileSkillAbsent(deps.registry, skill, waitUntil(job), () =>
-        inferOnce(
-          deps.pool,
-          skill,
-          job.id ?? '',
-          item,
-          Math.min(config.SKILL_CALL_TIMEOUT_MS, Math.max(1, timeLeft(job))),
-        ),
+        inferOnce(deps.pool, skill, job.id ?? '', item, callDeadline([job])),
       );
       return { ...result, timing: { ...result.timing, queueMs } };
     } catch (err) {
@@ -133,14 +135,14 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     for (const p of picked) if (!live.includes(p)) results.set(p, { ok: false, error: expiredError(p.job) });
     if (live.length === 0) return picked.map((p) => results.get(p)!);
     batchSize.observe({ skill }, live.length);
-    // The most patient job bounds the call: one impatient job must not cut the others short.
-    const budget = () => Math.min(config.SKILL_CALL_TIMEOUT_MS, Math.max(1, ...live.map(({ job }) => timeLeft(job))));
+
     const until = Math.max(...live.map(({ job }) => waitUntil(job)));
     const t0 = performance.now();
     try {
       const items = live.map(({ job }) => ({ id: job.id ?? '', item: job.data.item }));
       const batch = await whileSkillAbsent(deps.registry, skill, until, () =>
-        inferBatch(deps.pool, skill, items, budget()),
+        // The most patient job bounds the call: one impatient job must not cut the others short.
+        inferBatch(deps.pool, skill, items, callDeadline(live.map((p) => p.job))),
       );
       batchCompute.observe({ skill }, batch.computeMs / 1000);
       batch.items.forEach((outcome, i) => {

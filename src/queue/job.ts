@@ -1,6 +1,7 @@
 import { UnrecoverableError, type Worker } from 'bullmq';
 import { AppError } from '../errors/index.js';
-import type { WireTensor } from '../skills/proto.js';
+import type { InferItem, SkillAnswer, SkillOutput } from '../skills/contract.js';
+export { outputValue } from '../skills/contract.js';
 
 /** What a gateway puts on queue `skill:<name>`. */
 export interface InferJobData {
@@ -14,37 +15,17 @@ export interface InferJobData {
   deadlineAt?: number;
   /** For async jobs: hash of the request, to tell a retried submit from a reused Idempotency-Key. */
   requestHash?: string;
-  item: {
-    text?: string;
-    tensors?: WireTensor[];
-    task: string;
-    maxTokens: number;
-    temperature?: number;
-    modelVersion: string;
-  };
+  item: InferItem;
 }
 
-export type JobOutput = { text: string } | { json: unknown } | { tensors: WireTensor[] };
+export type JobOutput = SkillOutput;
 
-/** What a dispatcher completes the job with. */
-export interface InferJobResult {
-  output: JobOutput;
-  model: string;
-  timing: {
-    /** From enqueue to a dispatcher picking the job up. */
+/** What a dispatcher completes the job with: the skill's answer, and how long the job waited. */
+export interface InferJobResult extends SkillAnswer {
+  timing: SkillAnswer['timing'] & {
+    /** From enqueue to a dispatcher sending the job to the skill. */
     queueMs: number;
-    /** Model time inside the skill. */
-    computeMs: number;
-    /** Whole gRPC round trip, as the dispatcher saw it. */
-    skillMs: number;
-    batchSize: number;
   };
-}
-
-/** What a job's output is to a client: the JSON, the text, or the tensors. */
-export function outputValue(result: InferJobResult): unknown {
-  const out = result.output;
-  return 'json' in out ? out.json : 'text' in out ? out.text : out.tensors;
 }
 
 /** Published on the completion channel when a job reaches a final state. */

@@ -1,5 +1,5 @@
 import { AppError } from '../errors/index.js';
-import type { InferJobData } from '../queue/job.js';
+import type { InferItem } from './contract.js';
 import type { SkillClientPool } from './client-pool.js';
 import { fromWireResponse, type ItemOutcome, toWireRequest } from './infer-once.js';
 
@@ -15,17 +15,17 @@ export interface BatchOutcome {
 /**
  * Many items in one InferBatch call through the skill pool, with the same request and reply
  * mapping as {@link inferOnce}. A failing item comes back as its own error; the call throws
- * (an AppError) only when the whole call fails. `queueMs` is left at 0 for the caller to set.
+ * (an AppError) only when the whole call fails. The call ends by `deadlineAt` (epoch ms).
  */
 export async function inferBatch(
   pool: SkillClientPool,
   skill: string,
-  items: readonly { id: string; item: InferJobData['item'] }[],
-  deadlineMs: number,
+  items: readonly { id: string; item: InferItem }[],
+  deadlineAt: number,
 ): Promise<BatchOutcome> {
   const reqs = items.map(({ id, item }) => toWireRequest(id, item));
   const t0 = performance.now();
-  const res = await pool.withReplica(skill, (c) => c.inferBatch(reqs, deadlineMs));
+  const res = await pool.withReplica(skill, (c) => c.inferBatch(reqs, Math.max(1, deadlineAt - Date.now())));
   const skillMs = performance.now() - t0;
   return {
     items: reqs.map((req, i): ItemOutcome => {

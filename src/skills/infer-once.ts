@@ -1,34 +1,34 @@
 import type { AppError } from '../errors/index.js';
-import type { InferJobData, InferJobResult, JobOutput } from '../queue/job.js';
+import type { InferItem, SkillAnswer, SkillOutput } from './contract.js';
 import type { SkillClientPool } from './client-pool.js';
 import { fromItemError } from './grpc-errors.js';
 import type { WireInferRequest, WireInferResponse } from './proto.js';
 
 /** One item's outcome from a skill: its job result, or its item-level error. */
-export type ItemOutcome = { ok: true; value: InferJobResult } | { ok: false; error: AppError };
+export type ItemOutcome = { ok: true; value: SkillAnswer } | { ok: false; error: AppError };
 
 /**
  * One item through the skill pool: builds the gRPC request, picks the replica, turns an
  * item-level error into an AppError and the reply into a job result. Shared by the dispatcher
- * and by the gateway's direct (degraded) path. `queueMs` is left at 0 for the caller to set.
+ * and by the gateway's direct path. The call ends by `deadlineAt` (epoch ms).
  */
 export async function inferOnce(
   pool: SkillClientPool,
   skill: string,
   id: string,
-  item: InferJobData['item'],
-  deadlineMs: number,
-): Promise<InferJobResult> {
+  item: InferItem,
+  deadlineAt: number,
+): Promise<SkillAnswer> {
   const req = toWireRequest(id, item);
   const t0 = performance.now();
-  const res = await pool.withReplica(skill, (c) => c.infer(req, deadlineMs));
+  const res = await pool.withReplica(skill, (c) => c.infer(req, Math.max(1, deadlineAt - Date.now())));
   const outcome = fromWireResponse(res, skill, performance.now() - t0, 1);
   if (!outcome.ok) throw outcome.error;
   return outcome.value;
 }
 
 /** The gRPC request for one item (used for Infer and for each item of InferBatch). */
-export function toWireRequest(id: string, item: InferJobData['item']): WireInferRequest {
+export function toWireRequest(id: string, item: InferItem): WireInferRequest {
   return {
     id,
     ...(item.tensors ? { tensors: { tensors: item.tensors } } : { text: item.text ?? '' }),
@@ -53,7 +53,7 @@ export function fromWireResponse(
   sentItems: number,
 ): ItemOutcome {
   if (res.error?.code) return { ok: false, error: fromItemError(res.error, skill) };
-  let output: JobOutput;
+  let output: SkillOutput;
   try {
     output = outputOf(res);
   } catch {
@@ -66,7 +66,6 @@ export function fromWireResponse(
       output,
       model: res.model,
       timing: {
-        queueMs: 0,
         computeMs: (res.timing?.computeUs ?? 0) / 1000,
         skillMs: Math.round(skillMs * 1000) / 1000,
         batchSize: res.timing?.batchSize || sentItems,
@@ -75,7 +74,7 @@ export function fromWireResponse(
   };
 }
 
-function outputOf(res: WireInferResponse): JobOutput {
+function outputOf(res: WireInferResponse): SkillOutput {
   switch (res.output) {
     case 'json':
       return { json: JSON.parse(res.json ?? 'null') };
