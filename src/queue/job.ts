@@ -21,6 +21,8 @@ export interface InferJobData {
     maxTokens: number;
     temperature?: number;
     modelVersion: string;
+    /** Generative skills: send the output to the job's token stream as it is produced (src/queue/token-stream.ts). */
+    stream?: boolean;
   };
 }
 

@@ -146,9 +146,56 @@ describe('OpenAI-compatible API with the official client', () => {
     assert.equal(body.error.param, 'encoding_format');
   });
 
+  it('answers chat completions from the upstream, with usage', async () => {
+    fake.reset();
+    const res = await client.chat.completions.create({
+      model: 'tiny-llm',
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        { role: 'user', content: 'Hello there' },
+      ],
+      max_tokens: 16,
+      temperature: 0.5,
+    });
+    assert.equal(res.object, 'chat.completion');
+    assert.equal(res.model, 'tiny-llm');
+    assert.equal(res.choices[0]!.message.content, 'echo: Hello there');
+    assert.equal(res.choices[0]!.finish_reason, 'stop');
+    assert.deepEqual(res.usage, { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 });
+    const sent = fake.generations()[0]!.body;
+    assert.deepEqual(sent.messages, [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Hello there' },
+    ]);
+    assert.equal(sent.max_tokens, 16);
+    assert.equal(sent.temperature, 0.5);
+  });
+
+  it('answers text completions', async () => {
+    const res = await client.completions.create({ model: 'tiny-llm', prompt: 'Once upon', max_tokens: 5 });
+    assert.equal(res.object, 'text_completion');
+    assert.equal(res.choices[0]!.text, 'echo: Once upon');
+    assert.equal(res.usage?.total_tokens, 5);
+  });
+
+  it('refuses generation options it cannot pass on, and embedding models for chat', async () => {
+    await assert.rejects(
+      client.chat.completions.create({ model: 'tiny-llm', messages: [{ role: 'user', content: 'x' }], top_p: 0.5 }),
+      (err: unknown) => err instanceof OpenAI.BadRequestError && err.param === 'top_p',
+    );
+    await assert.rejects(
+      client.chat.completions.create({ model: 'nlp-embed', messages: [{ role: 'user', content: 'x' }] }),
+      OpenAI.BadRequestError,
+    );
+  });
+
   it("raises the SDK's own error classes: 401, 404, 429", async () => {
     const stranger = new OpenAI({ apiKey: 'sk-not-a-key', baseURL: base, maxRetries: 0 });
     await assert.rejects(stranger.models.list(), OpenAI.AuthenticationError);
+    await assert.rejects(
+      client.chat.completions.create({ model: 'no-such-llm', messages: [{ role: 'user', content: 'x' }] }),
+      OpenAI.NotFoundError,
+    );
     await assert.rejects(client.embeddings.create({ model: 'no-such-model', input: 'x' }), (err: unknown) => {
       assert.ok(err instanceof OpenAI.NotFoundError);
       assert.equal(err.code, 'model_not_found');
