@@ -7,9 +7,11 @@ import {
 } from '../../openai/generation.js';
 import { findModel } from '../../openai/models.js';
 import { admitItems, answerItems } from '../../openai/run-items.js';
+import { streamGeneration } from '../../openai/stream-generation.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
 import { verifyUtf8 } from '../strict-json.js';
+import { parseDeadline } from '../validation.js';
 import { registrySnapshot } from './request.js';
 
 /**
@@ -34,8 +36,33 @@ export function openAiGenerateRoutes(deps: GatewayDeps, inference: Inference): R
       const model = findModel(snapshot, body.model, 'generation');
       const info = snapshot.catalogue.get(model.skill)!;
       const item = generationItem(model, body);
-      const call = { principal: req.principal, headers: req.headers, requestId: req.id, receivedAt: req.receivedAt };
+      const header = req.headers['x-deadline-ms'];
+      const deadlineMs = parseDeadline(undefined, Array.isArray(header) ? header[0] : header, config.MAX_DEADLINE_MS);
+      const call = {
+        principal: req.principal,
+        headers: req.headers,
+        requestId: req.id,
+        receivedAt: req.receivedAt,
+        deadlineMs,
+      };
       const admitted = await admitItems(deps, inference, snapshot, info, [item], call, res);
+      if (body.stream) {
+        const closed = new AbortController();
+        res.on('close', () => closed.abort());
+        const log = () => req.log;
+        await streamGeneration({
+          deps,
+          inference,
+          admitted,
+          body,
+          model: model.id,
+          requestId: req.id,
+          res,
+          closed: closed.signal,
+          log,
+        });
+        return;
+      }
       const [answer] = await answerItems(inference, admitted, req.id);
       res.setHeader('X-Cache', answer!.cache);
       const created = Math.floor(Date.now() / 1000);
