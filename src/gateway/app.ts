@@ -11,6 +11,8 @@ import { requestContext, requestLogger } from './middleware/request-context.js';
 import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { memoryRoutes } from './routes/memory.js';
+import { openAiRoutes } from './routes/openai.js';
+import { openAiGenerateRoutes } from './routes/openai-generate.js';
 import { createInferService } from './routes/infer.js';
 import { skillRoutes } from './routes/skills.js';
 
@@ -39,6 +41,8 @@ export function createGateway(deps: GatewayDeps): {
   const context = { servedBy: deps.config.SERVED_BY_HEADER ? publicName(deps.instance, 'gw') : undefined, metrics };
   requestLogger(app, deps.logger);
   app.use(requestContext(context));
+  // OpenAI-compatible routes authenticate themselves, to answer even a bad key in OpenAI's shape.
+  app.use(openAiRoutes(deps, inference, openAiGenerateRoutes(deps, inference)));
   // Everything under /v1 is the API: it needs a key. Health and metrics below do not.
   app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps, serveInfer));

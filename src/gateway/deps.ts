@@ -9,6 +9,7 @@ import type { Logger } from '../observability/logger.js';
 import type { ReadinessCheck } from '../observability/readiness.js';
 import type { InferItem, SkillAnswer } from '../skills/contract.js';
 import type { JobProducer } from '../queue/producer.js';
+import type { TokenStreamReader } from '../queue/token-reader.js';
 import type { RegistrySnapshot } from '../skills/registry.js';
 
 /** The narrow view of the job queue a gateway needs. */
@@ -36,6 +37,8 @@ export interface GatewayDeps {
   logger: Logger;
   metrics: Registry;
   jobs: JobRunner;
+  /** Token streams of streamed jobs; without it, a streamed generation arrives as one chunk. */
+  tokens?: Pick<TokenStreamReader, 'follow'>;
   authenticator: Pick<Authenticator, 'authenticate'>;
   limiter: RateLimiter;
   cache: ResponseCache;

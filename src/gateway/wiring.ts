@@ -13,6 +13,7 @@ import type { Logger } from '../observability/logger.js';
 import type { Registry } from 'prom-client';
 import { priorityPolicy } from '../queue/priority.js';
 import { JobProducer } from '../queue/producer.js';
+import { TokenStreamReader } from '../queue/token-reader.js';
 import { SkillClientPool } from '../skills/client-pool.js';
 import { inferOnce } from '../skills/infer-once.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
@@ -68,6 +69,9 @@ export async function openGateway(
     priority: priorityPolicy(config),
   });
   await jobs.start();
+  // Streamed generations (OpenAI-compatible `stream: true`) read their tokens over a connection of their own.
+  const tokenConnection = createRedis(config.REDIS_URL, { name: 'gateway-tokens', blocking: true });
+  const tokens = new TokenStreamReader(tokenConnection, redis, config.KEY_PREFIX, logger);
   const skills = new CachedRegistry(
     new SkillRegistry(redis, config.KEY_PREFIX),
     config.REGISTRY_CACHE_MS,
@@ -102,6 +106,7 @@ export async function openGateway(
     logger,
     metrics,
     jobs,
+    tokens,
     skills,
     authenticator,
     limiter,
@@ -146,9 +151,14 @@ export async function openGateway(
       { name: 'presence', run: () => presence.stop() },
       { name: 'sweep', run: () => clearInterval(sweep) },
       { name: 'jobs', run: () => jobs.close() },
+      { name: 'tokens', run: () => tokens.close() },
       { name: 'breaker', run: () => guard.shutdown() },
       { name: 'grpc', run: () => clients.close() },
-      { name: 'redis', run: () => Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(hot)]) },
+      {
+        name: 'redis',
+        run: () =>
+          Promise.all([closeRedis(redis), closeRedis(subscriber), closeRedis(hot), closeRedis(tokenConnection)]),
+      },
       { name: 'postgres', run: () => pg.end() },
     ],
   };

@@ -66,7 +66,7 @@ export const LABELS = {
     values: ['waiting', 'prioritized', 'active', 'delayed', 'failed'],
   },
   job_outcome: { doc: 'how a job ended', values: ['completed', 'failed', 'expired'] },
-  grpc_method: { doc: 'gRPC method of the skill contract', values: ['Infer', 'InferBatch'] },
+  grpc_method: { doc: 'gRPC method of the skill contract', values: ['Infer', 'InferBatch', 'InferStream'] },
   item_outcome: { doc: 'per-item result', values: ['ok', 'error'] },
   model_state: { doc: 'model lifecycle state', values: ['UNLOADED', 'LOADING', 'READY', 'FAILED', 'DRAINING'] },
   phase: {

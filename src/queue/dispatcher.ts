@@ -12,6 +12,7 @@ import { inferOnce } from '../skills/infer-once.js';
 import type { CachedRegistry, SkillInfo } from '../skills/registry.js';
 import { type BatchItemResult, DynamicBatcher } from './batcher.js';
 import { awaitReplica, whileSkillAbsent } from './skill-wait.js';
+import { withStreaming } from './stream-job.js';
 import { batchSettings, workerConcurrency } from './batch-settings.js';
 import {
   announceCompletions,
@@ -192,7 +193,8 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const skill = info.name;
     const { processor, settings } = processorFor(info);
     const concurrency = workerConcurrency(settings, config.DISPATCHER_CONCURRENCY);
-    const worker = new Worker<InferJobData, InferJobResult>(skill, processor, {
+    // Streamed jobs (OpenAI-compatible `stream: true`) bypass the batcher: see stream-job.ts.
+    const worker = new Worker<InferJobData, InferJobResult>(skill, withStreaming(processor, deps), {
       connection: deps.workerConnection,
       prefix: queuePrefix(config.KEY_PREFIX),
       concurrency,

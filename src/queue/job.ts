@@ -15,7 +15,10 @@ export interface InferJobData {
   deadlineAt?: number;
   /** For async jobs: hash of the request, to tell a retried submit from a reused Idempotency-Key. */
   requestHash?: string;
-  item: InferItem;
+  item: InferItem & {
+    /** Generative skills: send the output to the job's token stream as it is produced (src/queue/token-stream.ts). */
+    stream?: boolean;
+  };
 }
 
 export type JobOutput = SkillOutput;

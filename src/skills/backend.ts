@@ -111,6 +111,12 @@ export interface SkillBackend {
   unload(): Promise<void>;
   /** `context` lets a backend that waits on something remote stop when the caller has gone. */
   inferBatch(items: readonly BackendItem[], context?: InferContext): Promise<BackendResult[]>;
+  /**
+   * One item, its text passed to `onDelta` piece by piece as it is generated; resolves with the
+   * whole result. Optional: generative backends only (the server answers the others' streams
+   * with their inferBatch result).
+   */
+  inferStream?(item: BackendItem, context: InferContext, onDelta: (text: string) => void): Promise<BackendResult>;
   /** Re-reads where the models come from (e.g. a repository directory) and applies changes. Optional. */
   refresh?(): Promise<void>;
 }

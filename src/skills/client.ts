@@ -7,6 +7,7 @@ import {
   type WireInferRequest,
   type WireInferResponse,
   type WireSkillMetrics,
+  type WireStreamChunk,
 } from './proto.js';
 
 type Unary<Req, Res> = (
@@ -18,6 +19,11 @@ type Unary<Req, Res> = (
 
 interface RawSkillClient extends grpc.Client {
   Infer: Unary<WireInferRequest, WireInferResponse>;
+  InferStream: (
+    req: WireInferRequest,
+    meta: grpc.Metadata,
+    opts: grpc.CallOptions,
+  ) => grpc.ClientReadableStream<WireStreamChunk>;
   InferBatch: Unary<{ items: WireInferRequest[] }, WireInferBatchResponse>;
   GetMetrics: Unary<Record<string, never>, WireSkillMetrics>;
 }
@@ -97,6 +103,48 @@ export class SkillClient {
   inferBatch(items: WireInferRequest[], deadlineMs: number): Promise<WireInferBatchResponse> {
     const ch = this.channel();
     return this.call(ch, ch.client.InferBatch.bind(ch.client), { items }, deadlineMs);
+  }
+
+  /**
+   * InferStream: each text delta to `onDelta` as the skill sends it; resolves with the last
+   * message's whole result. `signal` cancels the call (and so the skill's work).
+   */
+  inferStream(
+    req: WireInferRequest,
+    deadlineMs: number,
+    onDelta: (text: string) => void,
+    signal?: AbortSignal,
+  ): Promise<WireInferResponse> {
+    const ch = this.channel();
+    this.outstanding++;
+    ch.outstanding++;
+    return new Promise<WireInferResponse>((resolve, reject) => {
+      const call = ch.client.InferStream(req, new grpc.Metadata(), { deadline: Date.now() + deadlineMs });
+      const cancel = () => call.cancel();
+      signal?.addEventListener('abort', cancel, { once: true });
+      let final: WireInferResponse | undefined;
+      let settled = false;
+      const settle = (fn: () => void) => {
+        if (settled) return;
+        settled = true;
+        this.outstanding--;
+        ch.outstanding--;
+        signal?.removeEventListener('abort', cancel);
+        fn();
+      };
+      call.on('data', (chunk: WireStreamChunk) => {
+        if (chunk.final) final = chunk.final;
+        else if (chunk.delta) onDelta(chunk.delta);
+      });
+      call.on('error', (err: grpc.ServiceError) => settle(() => reject(fromGrpcError(err, this.skill))));
+      call.on('end', () =>
+        settle(() =>
+          final
+            ? resolve(final)
+            : reject(fromGrpcError({ code: grpc.status.INTERNAL } as grpc.ServiceError, this.skill)),
+        ),
+      );
+    });
   }
 
   metrics(deadlineMs: number): Promise<WireSkillMetrics> {

@@ -56,6 +56,12 @@ export interface WireInferResponse {
   model: string;
 }
 
+/** One message of InferStream: a text delta, or (last) the whole result. */
+export interface WireStreamChunk {
+  delta?: string;
+  final?: WireInferResponse | null;
+}
+
 export interface WireInferBatchResponse {
   items: WireInferResponse[];
   timing?: WireTiming | null;

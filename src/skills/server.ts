@@ -10,6 +10,7 @@ import { hostPort } from './advertise.js';
 import { createHealthReporter } from './health-reporter.js';
 import { freeMemoryBytes } from './memory.js';
 import { ModelSlot } from './model-slot.js';
+import { inferStreamHandler } from './stream-handler.js';
 import {
   SKILL_SERVICE_NAME,
   skillServiceDefinition,
@@ -225,14 +226,45 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
     return { deadline, signal: controller.signal };
   }
 
+  function failure(): Partial<grpc.StatusObject> {
+    const unavailable = slot.state !== 'READY';
+    return {
+      code: unavailable ? grpc.status.UNAVAILABLE : grpc.status.INTERNAL,
+      details: unavailable ? 'model is not loaded' : 'the model failed on this call',
+    };
+  }
+
   function fail<T>(callback: grpc.sendUnaryData<T>, err: unknown): void {
     counts.errors++;
     logger.error({ err }, 'skill call failed');
-    const unavailable = slot.state !== 'READY';
-    callback({
-      code: unavailable ? grpc.status.UNAVAILABLE : grpc.status.INTERNAL,
-      details: unavailable ? 'model is not loaded' : 'the model failed on this call',
-    });
+    callback(failure());
+  }
+
+  /** One streamed item: the backend's stream, or its one result when it cannot stream. */
+  async function stream(item: BackendItem, context: InferContext, onDelta: (text: string) => void) {
+    counts.requests++;
+    counts.inFlight++;
+    const t0 = performance.now();
+    try {
+      const result = await slot.use(async (b): Promise<BackendResult> => {
+        if (b.inferStream) return b.inferStream(item, context, onDelta);
+        const [one] = await b.inferBatch([item], context);
+        return one ?? { ok: false, error: { code: 'SKILL_ERROR', message: 'the backend returned no result' } };
+      });
+      counts.items++;
+      if (!result.ok) counts.errors++;
+      itemsTotal.inc({ skill: name, model: modelLabel(item.task), outcome: result.ok ? 'ok' : 'error' });
+      return result;
+    } catch (err) {
+      counts.errors++;
+      throw err;
+    } finally {
+      counts.inFlight--;
+      callSeconds.observe(
+        { skill: name, model: modelLabel(item.task), method: 'InferStream' },
+        (performance.now() - t0) / 1000,
+      );
+    }
   }
 
   server.addService(skillServiceDefinition().service, {
@@ -258,6 +290,7 @@ export function createSkillServer({ name, backend, logger, registry, lifecycle }
         (err) => fail(callback, err),
       );
     },
+    InferStream: inferStreamHandler({ run: stream, toItem, toWire, failure, logger }),
     GetMetrics(_call: grpc.ServerUnaryCall<unknown, WireSkillMetrics>, callback: grpc.sendUnaryData<WireSkillMetrics>) {
       const d = backend.describe();
       callback(null, {

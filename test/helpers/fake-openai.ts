@@ -9,8 +9,13 @@ import type { AddressInfo } from 'node:net';
 
 /** How the fake answers one generation request. */
 export type Reply =
-  /** A normal answer, echoing the prompt (`echo: <last user message or prompt>`), after `delayMs`. */
-  | { kind: 'ok'; delayMs?: number; text?: string }
+  /**
+   * A normal answer, echoing the prompt (`echo: <last user message or prompt>`), after `delayMs`.
+   * Streamed (`stream: true`) one word a chunk, `tokenDelayMs` apart.
+   */
+  | { kind: 'ok'; delayMs?: number; text?: string; tokenDelayMs?: number }
+  /** Streams `afterTokens` chunks, then sends nothing more and keeps the connection open. */
+  | { kind: 'stall'; afterTokens: number }
   /** Any status with a JSON body and headers, e.g. 429 with Retry-After. */
   | { kind: 'status'; status: number; body?: unknown; headers?: Record<string, string> }
   /** 200 with a body that is not JSON. */
@@ -109,7 +114,8 @@ export async function startFakeOpenAi(ids: string[] = ['tiny-llm']): Promise<Fak
       const prompt: string = chat
         ? (body.messages?.filter((m: any) => m.role === 'user').at(-1)?.content ?? '')
         : body.prompt;
-      const text = reply.text ?? `echo: ${prompt}`;
+      const text = reply.kind === 'ok' ? (reply.text ?? `echo: ${prompt}`) : `echo: ${prompt}`;
+      if (body.stream === true) return streamAnswer(res, chat, body, text, reply);
       const answer = {
         id: `cmpl-${requests.length}`,
         object: chat ? 'chat.completion' : 'text_completion',
@@ -121,6 +127,7 @@ export async function startFakeOpenAi(ids: string[] = ['tiny-llm']): Promise<Fak
         ],
         usage: { prompt_tokens: 3, completion_tokens: 2, total_tokens: 5 },
       };
+      if (reply.kind === 'stall') return; // unstreamed, a stall never answers
       const timer = setTimeout(() => json(res, 200, answer), reply.delayMs ?? 0);
       res.on('close', () => clearTimeout(timer));
     });
@@ -135,6 +142,50 @@ export async function startFakeOpenAi(ids: string[] = ['tiny-llm']): Promise<Fak
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   });
+}
+
+/** The answer as OpenAI streams it: one chunk per word, a finish chunk, usage if asked, [DONE]. */
+function streamAnswer(res: ServerResponse, chat: boolean, body: any, text: string, reply: Reply): void {
+  res.writeHead(200, { 'content-type': 'text/event-stream' });
+  const words = text.match(/\S+\s*/g) ?? [];
+  const head = {
+    id: 'cmpl-stream',
+    object: chat ? 'chat.completion.chunk' : 'text_completion',
+    created: 0,
+    model: body.model,
+  };
+  const chunk = (piece: string | null, finish: string | null) => ({
+    ...head,
+    choices: [
+      chat
+        ? { index: 0, delta: piece === null ? {} : { content: piece }, finish_reason: finish }
+        : { index: 0, text: piece ?? '', finish_reason: finish },
+    ],
+  });
+  const send = (data: unknown) => res.write(`data: ${JSON.stringify(data)}\n\n`);
+  const delay = reply.kind === 'ok' ? (reply.tokenDelayMs ?? 0) : 0;
+  const stallAt = reply.kind === 'stall' ? reply.afterTokens : Infinity;
+  let i = 0;
+  let timer: NodeJS.Timeout | undefined;
+  res.on('close', () => clearTimeout(timer));
+  const next = () => {
+    if (i >= stallAt) return; // stalls: nothing more, the connection stays open
+    if (i < words.length) {
+      send(chunk(words[i++]!, null));
+      timer = setTimeout(next, delay);
+      return;
+    }
+    send(chunk(null, chat ? 'stop' : 'length'));
+    if (body.stream_options?.include_usage) {
+      send({
+        ...head,
+        choices: [],
+        usage: { prompt_tokens: 3, completion_tokens: words.length, total_tokens: 3 + words.length },
+      });
+    }
+    res.end('data: [DONE]\n\n');
+  };
+  timer = setTimeout(next, reply.kind === 'ok' ? (reply.delayMs ?? 0) : 0);
 }
 
 function safeJson(raw: string): unknown {

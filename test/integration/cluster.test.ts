@@ -41,7 +41,7 @@ describe('the cluster end to end, through nginx', () => {
     const nlp = res.body.skills.find((s: { name: string }) => s.name === 'nlp');
     assert.ok(nlp, res.text);
     assert.equal(nlp.status, 'available');
-    assert.deepEqual(nlp.tasks, ['sentiment', 'entities', 'pos', 'tokens', 'triples']);
+    assert.deepEqual(nlp.tasks, ['sentiment', 'entities', 'pos', 'tokens', 'triples', 'embed']);
     assert.match(nlp.model, /^wink-eng-lite-web-model@\d+\.\d+\.\d+$/);
     assert.equal(nlp.instances.length, 1, res.text);
     const [replica] = nlp.instances;

@@ -92,7 +92,7 @@ describe('the nlp skill over real gRPC', () => {
     assert.equal(m.modelState, 'READY');
     assert.ok(m.requestsTotal >= 2);
     assert.ok(m.errorsTotal >= 2);
-    assert.deepEqual(m.tasks, ['sentiment', 'entities', 'pos', 'tokens', 'triples']);
+    assert.deepEqual(m.tasks, ['sentiment', 'entities', 'pos', 'tokens', 'triples', 'embed']);
     assert.ok(!JSON.stringify(m).includes('/'), 'no file paths');
   });
 

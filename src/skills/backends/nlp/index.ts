@@ -1,8 +1,9 @@
 import type { BackendItem, BackendResult, ModelState, SkillBackend, SkillDescriptor } from '../../backend.js';
+import { createEmbedder, type Embedder } from './embed.js';
 import { extractTriples } from './triples.js';
 import { sentenceTokens, type WinkNlp } from './wink-tokens.js';
 
-const TASKS = ['sentiment', 'entities', 'pos', 'tokens', 'triples'] as const;
+const TASKS = ['sentiment', 'entities', 'pos', 'tokens', 'triples', 'embed'] as const;
 type Task = (typeof TASKS)[number];
 
 /** Sentiment scores within this distance of 0 are reported as neutral. */
@@ -16,6 +17,8 @@ export function createNlpBackend(): SkillBackend {
   let nlp: WinkNlp | undefined;
   let state: ModelState = 'UNLOADED';
   let modelVersion = 'unknown';
+  // The word vectors load on the first embed item, not with the model: other tasks never pay for them.
+  let embedder: Embedder | undefined;
 
   const descriptor = (): SkillDescriptor => ({
     backend: 'nlp',
@@ -25,7 +28,7 @@ export function createNlpBackend(): SkillBackend {
     deterministic: true,
   });
 
-  function run(n: WinkNlp, task: Task, text: string): unknown {
+  function run(n: WinkNlp, task: Exclude<Task, 'embed'>, text: string): unknown {
     // Subject/verb/object facts, read from POS tags and lemmas (see triples.ts).
     if (task === 'triples') return { triples: extractTriples(sentenceTokens(n, text)) };
     const its = n.its;
@@ -100,12 +103,21 @@ export function createNlpBackend(): SkillBackend {
 
     async unload() {
       nlp = undefined;
+      embedder = undefined;
       state = 'UNLOADED';
     },
 
     async inferBatch(items: readonly BackendItem[]): Promise<BackendResult[]> {
       if (!nlp) throw new Error('nlp: model is not loaded');
       const n = nlp;
+      if (items.some((i) => i.task === 'embed')) {
+        embedder ??= createEmbedder(n);
+        // A failed load is not kept: the next embed item tries again.
+        await embedder.ready.catch((err: unknown) => {
+          embedder = undefined;
+          throw err;
+        });
+      }
       return items.map((item): BackendResult => {
         if (!isTask(item.task)) {
           return {
@@ -120,6 +132,8 @@ export function createNlpBackend(): SkillBackend {
         if (typeof item.text !== 'string' || item.text.length === 0) {
           return { ok: false, error: { code: 'BAD_REQUEST', message: 'nlp needs a non-empty text input' } };
         }
+        if (item.task === 'embed')
+          return { ok: true, output: { json: { task: item.task, ...embedder!.embed(item.text) } } };
         return { ok: true, output: { json: { task: item.task, ...(run(n, item.task, item.text) as object) } } };
       });
     },

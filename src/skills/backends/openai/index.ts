@@ -11,6 +11,7 @@ import type {
 import { chatMessages } from './input.js';
 import { createLimiter } from './limiter.js';
 import { checkUpstream } from './startup.js';
+import { streamGeneration } from './stream.js';
 import { createUpstream, normaliseBaseUrl, type UpstreamStats } from './upstream.js';
 
 const TASKS = ['chat', 'completion'] as const;
@@ -48,7 +49,8 @@ export function createOpenAiBackend(config: Config): OpenAiBackend {
   let model = config.OPENAI_MODEL ?? '';
   let ownedBy = 'openai-compatible';
 
-  async function one(item: BackendItem, context: InferContext): Promise<BackendResult> {
+  /** The upstream request for an item, or the item's error. */
+  function request(item: BackendItem): { task: Task; payload: Record<string, unknown> } | BackendResult {
     if (!isTask(item.task)) {
       return fail({
         code: 'UNKNOWN_TASK',
@@ -70,20 +72,23 @@ export function createOpenAiBackend(config: Config): OpenAiBackend {
       ...(item.maxTokens > 0 ? { max_tokens: item.maxTokens } : {}),
       ...(item.temperature === undefined ? {} : { temperature: item.temperature }),
     };
-    let payload: Record<string, unknown>;
     if (item.task === 'chat') {
       const input = chatMessages(item.text);
       if (!input.ok) return input;
-      payload = { model, messages: input.messages, stream: false, ...sampling };
-    } else {
-      payload = { model, prompt: item.text, stream: false, ...sampling };
+      return { task: item.task, payload: { model, messages: input.messages, ...sampling } };
     }
-    const path = item.task === 'chat' ? '/chat/completions' : '/completions';
+    return { task: item.task, payload: { model, prompt: item.text, ...sampling } };
+  }
+
+  async function one(item: BackendItem, context: InferContext): Promise<BackendResult> {
+    const req = request(item);
+    if ('ok' in req) return req;
+    const path = req.task === 'chat' ? '/chat/completions' : '/completions';
     const res = await limiter
-      .run(() => upstream.request(path, payload, model, context), context.signal)
+      .run(() => upstream.request(path, { ...req.payload, stream: false }, model, context), context.signal)
       .catch(() => ({ ok: false as const, error: { code: 'SKILL_TIMEOUT', message: 'the caller gave up' } }));
     if (!res.ok) return { ok: false, error: res.error as ErrorBody };
-    return answer(item.task, res.body);
+    return answer(req.task, res.body);
   }
 
   return {
@@ -126,6 +131,15 @@ export function createOpenAiBackend(config: Config): OpenAiBackend {
       if (state !== 'READY') throw new Error('openai: the upstream has not been checked (load() first)');
       // One upstream request per item, concurrently: OpenAI-compatible servers batch on their side.
       return Promise.all(items.map((item) => one(item, context)));
+    },
+    async inferStream(item, context, onDelta): Promise<BackendResult> {
+      if (state !== 'READY') throw new Error('openai: the upstream has not been checked (load() first)');
+      const req = request(item);
+      if ('ok' in req) return req;
+      const call = { baseUrl, apiKey: config.OPENAI_API_KEY, timeoutMs: config.OPENAI_TIMEOUT_MS, model, ...req };
+      return limiter
+        .run(() => streamGeneration(call, context, onDelta), context.signal)
+        .catch(() => fail({ code: 'SKILL_TIMEOUT', message: 'the caller gave up' }));
     },
     upstreamStats: () => structuredClone(upstream.stats),
   };

@@ -1,0 +1,88 @@
+import { randomUUID } from 'node:crypto';
+import type { Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/index.js';
+import { AppError } from '../errors/index.js';
+import type { Logger } from '../observability/logger.js';
+import type { SkillClientPool } from '../skills/client-pool.js';
+import { fromWireResponse, toWireRequest } from '../skills/infer-once.js';
+import { encodeFailure, type InferJobData, type InferJobResult } from './job.js';
+import { HEARTBEAT_MS, TokenStreamWriter } from './token-stream.js';
+
+type Processor = (job: Job<InferJobData, InferJobResult>, token?: string) => Promise<InferJobResult>;
+
+export interface StreamJobDeps {
+  config: Config;
+  redis: Redis;
+  pool: Pick<SkillClientPool, 'pick'>;
+  logger: Logger;
+}
+
+/**
+ * A skill worker's processor that sends streamed jobs (`item.stream`) through the skill's
+ * InferStream, tokens into the job's token stream (token-stream.ts), and every other job to
+ * `processor` (the batcher or one call) unchanged. A streamed job is never batched: its tokens
+ * must flow as the skill produces them. It still completes with its whole result, so the
+ * gateways' cache and coalescing treat it like any other job.
+ */
+export function withStreaming(processor: Processor, deps: StreamJobDeps): Processor {
+  const owner = randomUUID();
+  return async function process(job, token) {
+    if (!job.data.item.stream) return processor(job, token);
+    try {
+      return await streamJob(job, deps, owner);
+    } catch (err) {
+      throw encodeFailure(err);
+    }
+  };
+}
+
+async function streamJob(
+  job: Job<InferJobData, InferJobResult>,
+  deps: StreamJobDeps,
+  owner: string,
+): Promise<InferJobResult> {
+  const { skill, item } = job.data;
+  const id = job.id ?? '';
+  const deadlineAt = job.data.deadlineAt ?? Date.now() + deps.config.SKILL_CALL_TIMEOUT_MS;
+  const queueMs = Date.now() - job.data.enqueuedAt;
+  if (deadlineAt <= Date.now())
+    throw new AppError('DEADLINE_EXCEEDED', `${skill}: the deadline passed while the job waited`);
+  const writer = new TokenStreamWriter(deps.redis, deps.config.KEY_PREFIX, id, deadlineAt);
+  if (!(await writer.claim(owner))) {
+    // The dispatcher that started this stream stopped (its readers have given up by now); a
+    // second producer would send its tokens again from the start.
+    throw new AppError('SKILL_ERROR', `${skill}: the stream's producer stopped mid-stream; retry the request`);
+  }
+  const cancel = new AbortController();
+  const heartbeat = setInterval(() => {
+    writer.ping();
+    writer.readersGone().then(
+      (gone) => gone && cancel.abort(),
+      () => undefined,
+    );
+  }, HEARTBEAT_MS);
+  const t0 = performance.now();
+  try {
+    const client = await deps.pool.pick(skill);
+    const budget = Math.min(deps.config.SKILL_CALL_TIMEOUT_MS, Math.max(1, deadlineAt - Date.now()));
+    const res = await client.inferStream(toWireRequest(id, item), budget, (text) => writer.delta(text), cancel.signal);
+    const outcome = fromWireResponse(res, skill, performance.now() - t0, 1);
+    if (!outcome.ok) throw outcome.error;
+    const output = 'json' in outcome.value.output ? (outcome.value.output.json as Record<string, unknown>) : {};
+    await writer.end(output);
+    return { ...outcome.value, timing: { ...outcome.value.timing, queueMs } };
+  } catch (err) {
+    const appError = cancel.signal.aborted
+      ? new AppError('SKILL_TIMEOUT', `${skill}: every reader of the stream went away`)
+      : err instanceof AppError
+        ? err
+        : new AppError('SKILL_ERROR', undefined, undefined, { cause: err });
+    await writer
+      .error(appError.toJSON())
+      .catch((e: unknown) => deps.logger.warn({ err: e, id }, 'could not end a token stream'));
+    throw appError;
+  } finally {
+    clearInterval(heartbeat);
+  }
+}
