@@ -276,7 +276,9 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
       return callDirect(p, requestId, clock);
     };
     if (degraded) return degradedCall();
-    const bypass = config.QUEUE_BYPASS_WHEN_IDLE && !inFlight.get(skill) && deps.jobs.idle(skill);
+    // A streamed generation's tokens come over its job's token stream, which only a dispatcher writes.
+    const streamed = (p.item as { stream?: boolean }).stream === true;
+    const bypass = config.QUEUE_BYPASS_WHEN_IDLE && !streamed && !inFlight.get(skill) && deps.jobs.idle(skill);
     inFlight.set(skill, (inFlight.get(skill) ?? 0) + 1);
     try {
       if (bypass) return await callDirect(p, requestId, clock);
