@@ -281,7 +281,16 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     const bypass = config.QUEUE_BYPASS_WHEN_IDLE && !streamed && !inFlight.get(skill) && deps.jobs.idle(skill);
     inFlight.set(skill, (inFlight.get(skill) ?? 0) + 1);
     try {
-      if (bypass) return await callDirect(p, requestId, clock);
+      if (bypass) {
+        try {
+          return await callDirect(p, requestId, clock);
+        } catch (err) {
+          // The bypass is a shortcut, never a worse path: a replica the gateway cannot reach
+          // (a channel still connecting after start-up, or backing off) is the queue's to wait
+          // for (SKILL_WAIT_MS, the dispatcher's retries).
+          if (!(err instanceof AppError && err.code === 'SKILL_UNAVAILABLE')) throw err;
+        }
+      }
       clock?.mark('enqueue');
       const job = deps.jobs.enqueue({
         skill,

@@ -6,7 +6,8 @@ import { join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { startTestCluster } from '../helpers/cluster.js';
-import { freePorts, testConfig } from '../helpers/env.js';
+import { eventually, freePorts, testConfig } from '../helpers/env.js';
+import { type FakeOpenAi, startFakeOpenAi } from '../helpers/fake-openai.js';
 
 interface H2Answer {
   status: number;
@@ -39,6 +40,21 @@ function h2(
   });
 }
 
+/** A streamed request over an HTTP/2 session: the body as it arrived, one string per DATA read. */
+function h2Stream(session: ClientHttp2Session, path: string, body: unknown, headers: Record<string, string>) {
+  return new Promise<{ status: number; reads: string[] }>((resolve, reject) => {
+    const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/json', ...headers });
+    const reads: string[] = [];
+    let status = 0;
+    req.setEncoding('utf8');
+    req.on('response', (h) => (status = Number(h[':status'])));
+    req.on('data', (chunk: string) => reads.push(chunk));
+    req.on('end', () => resolve({ status, reads }));
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
 /** A bare TLS handshake; resolves with the protocol agreed, or the error. */
 function handshake(
   port: number,
@@ -61,10 +77,18 @@ describe('TLS at the front door (TLS=on, self-signed under `up`)', () => {
   let session: ClientHttp2Session;
   let auth: Record<string, string>;
   let runDir: string;
+  let fake: FakeOpenAi;
 
   before(async () => {
     [tlsPort] = (await freePorts(1)) as [number];
-    const t = await testConfig({ SKILLS: 'nlp', TLS: 'on', TLS_PORT: String(tlsPort) });
+    fake = await startFakeOpenAi(['tiny-llm']);
+    const t = await testConfig({
+      SKILLS: 'nlp,openai',
+      OPENAI_BASE_URL: fake.url,
+      OPENAI_MODEL: 'tiny-llm',
+      TLS: 'on',
+      TLS_PORT: String(tlsPort),
+    });
     cleanup = t.cleanup;
     runDir = t.config.RUN_DIR;
     cluster = await startTestCluster(t.config, t.env);
@@ -77,6 +101,7 @@ describe('TLS at the front door (TLS=on, self-signed under `up`)', () => {
     session?.close();
     await cluster?.stop();
     await cleanup?.();
+    await fake?.close();
   });
 
   it('makes a self-signed certificate for localhost and 127.0.0.1 under the run directory', () => {
@@ -99,6 +124,28 @@ describe('TLS at the front door (TLS=on, self-signed under `up`)', () => {
     assert.equal(second.status, 200, second.body);
     assert.equal(second.headers['x-cache'], 'HIT');
     assert.deepEqual(JSON.parse(second.body).output, JSON.parse(first.body).output);
+  });
+
+  it('streams a chat completion over HTTP/2 as server-sent events, chunk by chunk, to [DONE]', async () => {
+    await eventually(async () => {
+      const models = JSON.parse((await h2(session, '/v1/models', { headers: auth })).body);
+      assert.ok(models.data.some((m: { id: string }) => m.id === 'tiny-llm'));
+    });
+    fake.script({ kind: 'ok', tokenDelayMs: 30 });
+    const body = { model: 'tiny-llm', messages: [{ role: 'user', content: 'one two three' }], stream: true };
+    const { status, reads } = await h2Stream(session, '/v1/chat/completions', body, auth);
+    assert.equal(status, 200, reads.join(''));
+    const events = reads
+      .join('')
+      .split('\n\n')
+      .filter((e) => e.startsWith('data: '))
+      .map((e) => e.slice('data: '.length));
+    assert.equal(events.at(-1), '[DONE]');
+    const deltas = events.slice(0, -1).map((e) => JSON.parse(e).choices[0]?.delta?.content ?? '');
+    assert.equal(deltas.join(''), 'echo: one two three');
+    // nginx passes the stream on as it comes (no proxy buffering on the TLS server either): the
+    // tokens, 30 ms apart upstream, reach the client in several reads, not in one at the end.
+    assert.ok(reads.length > 2, `the stream arrived in ${reads.length} read(s)`);
   });
 
   it('keeps error answers and the public /metrics rule the same over HTTPS', async () => {
