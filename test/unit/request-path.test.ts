@@ -4,7 +4,7 @@ import type { Queue } from 'bullmq';
 import { parseCacheControl } from '../../src/cache/cache-control.js';
 import { cacheKeyHash, canonicalJson } from '../../src/cache/cache-key.js';
 import { LocalTokenBucket } from '../../src/cache/token-bucket.js';
-import { AppError } from '../../src/errors/index.js';
+import { type AppError } from '../../src/errors/index.js';
 import { Backpressure } from '../../src/queue/backpressure.js';
 import { defaultPriorityPolicy, MAX_PRIORITY, priorityFor } from '../../src/queue/priority.js';
 
