@@ -278,7 +278,15 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     if (degraded) return degradedCall();
     // A streamed generation's tokens come over its job's token stream, which only a dispatcher writes.
     const streamed = (p.item as { stream?: boolean }).stream === true;
-    const bypass = config.QUEUE_BYPASS_WHEN_IDLE && !streamed && !inFlight.get(skill) && deps.jobs.idle(skill);
+    // Idle means this request is the only one the gateway is serving (at any stage, not only
+    // computing: under load requests in admission would otherwise see an empty compute stage
+    // between batches and go unbatched), nothing of the skill is computing, and nothing waits.
+    const bypass =
+      config.QUEUE_BYPASS_WHEN_IDLE &&
+      !streamed &&
+      metrics.requestsInFlight.value <= 1 &&
+      !inFlight.get(skill) &&
+      deps.jobs.idle(skill);
     inFlight.set(skill, (inFlight.get(skill) ?? 0) + 1);
     try {
       if (bypass) return await callDirect(p, requestId, clock);
