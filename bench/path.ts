@@ -19,11 +19,9 @@
  *   BENCH_NO_WRITE=1 …                        (print only, leave docs/BENCHMARKS.md alone)
  *   BENCH_PORT_BASE=11100 …                   (ports used: base … base+19)
  */
-import { type ChildProcess, fork, spawn } from 'node:child_process';
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomInt, randomUUID } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { SkillRegistry } from '../src/skills/registry.js';
@@ -33,6 +31,7 @@ import { killAllSync, stopChild, track } from './processes.js';
 import { treeCpuMs } from './proc-cpu.js';
 import { median } from './queue-load.js';
 import type { WrkResult } from './wrk.js';
+import { commandStats, ownRedis } from './path-redis.js';
 import { phaseBreakdown, type Phases, wrkDistinct } from './path-phases.js';
 
 const durationS = Number(process.env.BENCH_DURATION_S ?? 6);
@@ -59,45 +58,6 @@ interface Figures {
 }
 
 const children: ChildProcess[] = [];
-
-async function ownRedis(port: number): Promise<{ url: string; pid: number; child: ChildProcess }> {
-  const dir = mkdtempSync(join(tmpdir(), 'skillserve-path-redis-'));
-  const child = track(
-    spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'],
-      { stdio: 'ignore' },
-    ),
-  );
-  child.once('exit', () => rmSync(dir, { recursive: true, force: true }));
-  const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100; i++) {
-    const r = new Redis(url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-    r.on('error', () => undefined);
-    try {
-      await r.connect();
-      await r.ping();
-      r.disconnect();
-      return { url, pid: child.pid!, child };
-    } catch {
-      r.disconnect();
-      await new Promise((res) => setTimeout(res, 100));
-    }
-  }
-  throw new Error(`redis-server on port ${port} did not start`);
-}
-
-async function commandStats(url: string): Promise<Map<string, number>> {
-  const r = new Redis(url);
-  try {
-    const text = await r.info('commandstats');
-    const out = new Map<string, number>();
-    for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+)/gm)) out.set(m[1]!, Number(m[2]));
-    return out;
-  } finally {
-    r.disconnect();
-  }
-}
 
 /** Forks `file` with `args` and env, and waits for its first IPC message. */
 function forkChild<T>(
@@ -343,9 +303,6 @@ function report(
     const top = (results.get(`${n}@64`)?.[0]?.topCmds ?? []).map(([c, x]) => `${c} ${fixed(x, 1)}`).join(', ');
     return { n, p50, rps, cpu, cmds, batch, parts, top };
   });
-  const get = (n: string) => rows.find((r) => r.n === n)!;
-  const direct = get('direct');
-  const baseline = get('baseline');
   const lines = [
     `| system | p50 @1 conn (ms) | req/s @64 conns | CPU ms/req @64 (all processes) | per process @64 | Redis cmds/req @64 | top Redis commands/req @64 | mean batch @64 |`,
     `|---|---:|---:|---:|---|---:|---|---:|`,
@@ -355,11 +312,20 @@ function report(
     ),
     '',
     ...clusterNames.map((n) => {
-      const s = get(n);
+      // Ratios within each round (the windows compared ran next to each other), then their median:
+      // on a shared machine the load changes between rounds more than between neighbours.
+      const paired = (a: string, b: string, f: (x: Figures) => number) => {
+        const xs = results.get(a) ?? [];
+        const ys = results.get(b) ?? [];
+        const rs = xs.map((x, i) => (ys[i] ? f(x) / f(ys[i]!) : NaN)).filter(Number.isFinite);
+        return `${fixed(median(rs), 2)} × (rounds: ${rs.map((r) => fixed(r, 2)).join(', ')})`;
+      };
+      const p50 = (f: Figures) => f.wrk.p50Ms;
+      const rps = (f: Figures) => f.wrk.requestsPerSec;
       return (
-        `- **${n}** against direct gRPC at 1 connection: p50 ${fixed(s.p50 / direct.p50, 2)} × (target ≤ 2.5 ×); ` +
-        `against the baseline: p50 ${fixed(s.p50 / baseline.p50, 2)} × at 1 connection (target ≤ 0.8 ×), ` +
-        `throughput ${fixed(s.rps / baseline.rps, 2)} × at 64 connections (target ≥ 1.5 ×).`
+        `- **${n}**: p50 at 1 connection ${paired(`${n}@1`, 'direct@1', p50)} direct gRPC's (target ≤ 2.5 ×) and ` +
+        `${paired(`${n}@1`, 'baseline@1', p50)} the baseline's (target ≤ 0.8 ×); throughput at 64 connections ` +
+        `${paired(`${n}@64`, 'baseline@64', rps)} the baseline's (target ≥ 1.5 ×).`
       );
     }),
   ];

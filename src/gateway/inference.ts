@@ -1,12 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Principal } from '../auth/key-store.js';
 import { RefreshPredictor } from '../cache/refresh-ahead.js';
-import { cacheKeyHash } from '../cache/cache-key.js';
+import { cacheDecision, fresh, mayServeStale } from '../cache/cache-policy.js';
 import type { CacheDirectives } from '../cache/cache-control.js';
 import type { CacheEntry } from '../cache/response-cache.js';
 import type { LimitDecision } from '../cache/token-bucket.js';
 import { defaultDeadlineMs } from '../config/index.js';
-import { AppError, type ErrorCode } from '../errors/index.js';
+import { AppError } from '../errors/index.js';
 import { type InferItem, outputValue, type SkillAnswer } from '../skills/contract.js';
 import type { SkillInfo } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
@@ -58,16 +58,6 @@ export interface Answer {
   degraded?: 'redis' | 'stale';
 }
 
-/** Failures for which an expired answer is better than none. */
-const serveStaleOn = new Set<ErrorCode>([
-  'SKILL_UNAVAILABLE',
-  'SKILL_TIMEOUT',
-  'DEADLINE_EXCEEDED',
-  'QUEUE_UNAVAILABLE',
-  'BREAKER_OPEN',
-  'OVERLOADED',
-]);
-
 /**
  * The request path behind the infer route: rate limit and cache lookup in one Redis round trip,
  * then the answer from the cache, the queue, or — while Redis is down — the skill directly.
@@ -118,36 +108,23 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     /** When the request reached the cluster (see requestStart). */
     arrivedAt = Date.now(),
   ): Plan {
-    const deterministic = skill.deterministic || item.temperature === 0;
-    const ttlS = config.CACHE_TTLS[skill.name] ?? config.CACHE_TTL_S;
-    const base = {
+    const decision = cacheDecision(config, {
+      skill: { name: skill.name, model: skill.model, deterministic: skill.deterministic },
+      item,
+      tenantId: principal.tenantId,
+      directives,
+    });
+    return {
       principal,
       skill,
       item,
       directives,
-      ttlS,
+      ttlS: decision.ttlS,
       deadlineAt: deadlineFor(skill.name, arrivedAt, deadlineMs),
       arrivedAt,
+      coalesceId: decision.coalesceId,
+      cacheKey: decision.entry && cache.redisKey(decision.entry.scope, decision.entry.hash),
     };
-    if (!deterministic) return base;
-    const scope = config.CACHE_SHARED_SKILLS.includes(skill.name) ? 'shared' : principal.tenantId;
-    const hash = cacheKeyHash({
-      skill: skill.name,
-      model: skill.model,
-      task: item.task,
-      text: item.text,
-      structured: item.tensors,
-      parameters: { maxTokens: item.maxTokens, temperature: item.temperature, modelVersion: item.modelVersion },
-      scope,
-    });
-    // Identical deterministic requests share one job, even when the client does not want caching.
-    if (directives.noStore) return { ...base, coalesceId: `c-${hash}` };
-    return { ...base, cacheKey: cache.redisKey(scope, hash), coalesceId: `c-${hash}` };
-  }
-
-  function fresh(entry: CacheEntry | undefined, directives: CacheDirectives, now: number): boolean {
-    if (!entry || directives.noCache || entry.expiresAt <= now) return false;
-    return directives.maxAgeS === undefined || now - entry.createdAt <= directives.maxAgeS * 1000;
   }
 
   /** Rate limit, and the cache lookup unless the in-process level already answers: one round trip. */
@@ -220,8 +197,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
       job = await compute(p, requestId, admission.degraded === 'redis', clock);
     } catch (err) {
       const code = err instanceof AppError ? err.code : undefined;
-      const staleAllowed = !p.directives.noCache && p.directives.maxAgeS === undefined;
-      if (entry && staleAllowed && code && serveStaleOn.has(code)) {
+      if (entry && mayServeStale(p.directives, code)) {
         return { ...entry.value, cache: 'STALE', ageS: Math.floor((now - entry.createdAt) / 1000), degraded: 'stale' };
       }
       throw err;
@@ -278,7 +254,15 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     if (degraded) return degradedCall();
     // A streamed generation's tokens come over its job's token stream, which only a dispatcher writes.
     const streamed = (p.item as { stream?: boolean }).stream === true;
-    const bypass = config.QUEUE_BYPASS_WHEN_IDLE && !streamed && !inFlight.get(skill) && deps.jobs.idle(skill);
+    // Idle means this request is the only one the gateway is serving (at any stage, not only
+    // computing: under load requests in admission would otherwise see an empty compute stage
+    // between batches and go unbatched), nothing of the skill is computing, and nothing waits.
+    const bypass =
+      config.QUEUE_BYPASS_WHEN_IDLE &&
+      !streamed &&
+      metrics.requestsInFlight.value <= 1 &&
+      !inFlight.get(skill) &&
+      deps.jobs.idle(skill);
     inFlight.set(skill, (inFlight.get(skill) ?? 0) + 1);
     try {
       if (bypass) {

@@ -6,6 +6,8 @@ export interface GatewayMetrics {
   requestDuration: Histogram<'route' | 'method' | 'status_class'>;
   requestPhase: Histogram<'phase'>;
   inFlight: Gauge;
+  /** The same count as `inFlight`, readable at once: the idle bypass asks it on every miss. */
+  requestsInFlight: { value: number };
   cacheRequests: Counter<'skill' | 'result'>;
   cacheLookups: Counter<'level' | 'result'>;
   cacheRefreshes: Counter<'outcome'>;
@@ -60,6 +62,7 @@ export function createGatewayMetrics(registry: Registry, gauges: GatewayGauges):
     requestDuration,
     requestPhase: histogram(registry, METRICS.requestPhase),
     inFlight: gauge(registry, METRICS.httpInFlight),
+    requestsInFlight: { value: 0 },
     cacheRequests: counter(registry, METRICS.cacheRequests),
     cacheLookups: counter(registry, METRICS.cacheLookups),
     cacheRefreshes: counter(registry, METRICS.cacheRefreshes),

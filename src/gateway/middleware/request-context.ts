@@ -85,8 +85,10 @@ export function trackRequest(
   const startedAt = performance.now();
   const start = process.hrtime.bigint();
   metrics.inFlight.inc();
+  metrics.requestsInFlight.value++;
   res.once('close', () => {
     metrics.inFlight.dec();
+    metrics.requestsInFlight.value--;
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
     const labels = {
       route: route(),
