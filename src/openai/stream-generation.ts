@@ -52,10 +52,22 @@ export function streamGeneration(call: StreamCall): Promise<void> {
     let unfollow = () => {};
     const timers: NodeJS.Timeout[] = [];
 
+    // Computed without the queue (idle bypass, Redis down): deltas come in process, not over Redis.
+    const unlisten = deps.directStreams?.listen(
+      call.requestId,
+      (text) => {
+        if (done) return;
+        sse.delta(text);
+        sent++;
+      },
+      call.closed,
+    );
+
     const finish = (fn: () => void) => {
       if (done) return;
       done = true;
       unfollow();
+      unlisten?.();
       timers.forEach(clearTimeout);
       call.closed.removeEventListener('abort', onClose);
       try {
@@ -110,14 +122,15 @@ export function streamGeneration(call: StreamCall): Promise<void> {
         if (!sse.started) res.setHeader('X-Cache', answer.cache);
         const out = answer.output as GenerationOutput;
         const chunks = out.chunks ?? [out.text];
-        // The job's stream may still be delivering its last entries; the whole answer is here,
-        // so whatever they would add is sent from it after a short grace.
+        // A queued job's stream may still be delivering its last entries; the whole answer is
+        // here, so whatever they would add is sent from it after a short grace.
         const rest = () => {
           if (done) return;
           for (const c of chunks.slice(sent)) if (c.length > 0) sse.delta(c);
           end(out);
         };
-        if (answer.cache === 'HIT' || answer.cache === 'STALE' || !deps.tokens) rest();
+        // Nothing heard over Redis: the answer was cached, or computed without the queue.
+        if (heardAt === undefined) rest();
         else timers.push(setTimeout(rest, END_GRACE_MS));
       },
       (err: unknown) => fail(err),

@@ -171,6 +171,24 @@ describe('OpenAI-compatible API with the official client', () => {
     assert.equal(sent.temperature, 0.5);
   });
 
+  it('streams from the skill straight to the client while the queue is idle (no Redis token stream)', async () => {
+    fake.script({ kind: 'ok', tokenDelayMs: 10 });
+    const stream = await client.chat.completions.create({
+      model: 'tiny-llm',
+      messages: [{ role: 'user', content: 'one two three' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const deltas: string[] = [];
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) deltas.push(chunk.choices[0].delta.content);
+      usage ??= chunk.usage;
+    }
+    assert.deepEqual(deltas, ['echo: ', 'one ', 'two ', 'three']);
+    assert.equal(usage?.completion_tokens, 4);
+  });
+
   it('answers text completions', async () => {
     const res = await client.completions.create({ model: 'tiny-llm', prompt: 'Once upon', max_tokens: 5 });
     assert.equal(res.object, 'text_completion');
