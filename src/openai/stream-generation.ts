@@ -31,11 +31,11 @@ export interface StreamCall {
  * (coalesced when deterministic, its result cached); its tokens come over the job's token stream
  * (src/queue/token-stream.ts) and go out as SSE chunks as they arrive. A cached answer replays
  * its recorded chunks. Until the first byte is sent, a failure is an ordinary HTTP error; after,
- * an error event. A client that goes away stops following the stream, which cancels the skill
+ * an error event. Resolves with the usage sent, if the stream ended well. A client that goes away stops following the stream, which cancels the skill
  * call once no reader is left; a producer that goes silent (its dispatcher died) or a deadline
  * that passes ends the stream with an error event.
  */
-export function streamGeneration(call: StreamCall): Promise<void> {
+export function streamGeneration(call: StreamCall): Promise<ReturnType<typeof usageOf> | undefined> {
   const { deps, inference, admitted, body, res } = call;
   const plan = admitted.plans[0]!;
   const admission = admitted.admissions[0]!;
@@ -45,7 +45,8 @@ export function streamGeneration(call: StreamCall): Promise<void> {
   const sse = new SseWriter(res, body, call.requestId, call.model);
   const likelyHit = admission.entry !== undefined && !plan.directives.noCache && admission.entry.expiresAt > Date.now();
 
-  return new Promise<void>((resolve) => {
+  return new Promise((resolve) => {
+    let usage: ReturnType<typeof usageOf> | undefined;
     let done = false;
     let sent = 0;
     let heardAt: number | undefined;
@@ -73,13 +74,15 @@ export function streamGeneration(call: StreamCall): Promise<void> {
       try {
         if (!res.destroyed) fn();
       } finally {
-        resolve();
+        resolve(usage);
       }
     };
     const fail = (err: unknown) =>
       finish(() => (sse.started ? sse.error(toAppError(err)) : sendOpenAiError(err, res, call.log)));
-    const end = (out: Pick<GenerationOutput, 'finish_reason' | 'usage'>) =>
-      finish(() => sse.finish(out.finish_reason, usageOf(out as GenerationOutput)));
+    const end = (out: Pick<GenerationOutput, 'finish_reason' | 'usage'>) => {
+      usage = usageOf(out as GenerationOutput);
+      finish(() => sse.finish(out.finish_reason, usage!));
+    };
     const onClose = () => finish(() => undefined);
     call.closed.addEventListener('abort', onClose, { once: true });
 
