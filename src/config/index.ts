@@ -151,6 +151,14 @@ export const configSchema = z.object({
   KEY_LOOKUP_TIMEOUT_MS: positiveInt(500),
 
   // --- rate limits (per key and skill, by tier), enforced in Redis for the whole cluster
+  /**
+   * Per key, tokens per minute on the OpenAI-compatible API by tier (prompt + completion), next to
+   * RATE_LIMITS: reserved from an estimate before the call, corrected by the usage after.
+   */
+  TOKEN_LIMITS: numberMap('free=20000,standard=200000,premium=2000000').refine(
+    (m) => ['free', 'standard', 'premium'].every((t) => t in m),
+    'needs free=, standard= and premium=',
+  ),
   RATE_LIMITS: numberMap('free=100,standard=1000,premium=10000').refine(
     (m) => ['free', 'standard', 'premium'].every((t) => t in m),
     'needs free=, standard= and premium=',

@@ -12,7 +12,6 @@ import { healthRoutes } from './routes/health.js';
 import { jobRoutes } from './routes/jobs.js';
 import { memoryRoutes } from './routes/memory.js';
 import { openAiRoutes } from './routes/openai.js';
-import { openAiGenerateRoutes } from './routes/openai-generate.js';
 import { createInferService } from './routes/infer.js';
 import { skillRoutes } from './routes/skills.js';
 
@@ -42,7 +41,7 @@ export function createGateway(deps: GatewayDeps): {
   requestLogger(app, deps.logger);
   app.use(requestContext(context));
   // OpenAI-compatible routes authenticate themselves, to answer even a bad key in OpenAI's shape.
-  app.use(openAiRoutes(deps, inference, openAiGenerateRoutes(deps, inference)));
+  app.use(openAiRoutes(deps, inference));
   // Everything under /v1 is the API: it needs a key. Health and metrics below do not.
   app.use('/v1', authenticate(deps));
   app.use(skillRoutes(deps, serveInfer));

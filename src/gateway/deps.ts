@@ -10,6 +10,7 @@ import type { ReadinessCheck } from '../observability/readiness.js';
 import type { InferItem, SkillAnswer } from '../skills/contract.js';
 import type { JobProducer } from '../queue/producer.js';
 import type { TokenStreamReader } from '../queue/token-reader.js';
+import type { DirectStreams } from './direct-streams.js';
 import type { RegistrySnapshot } from '../skills/registry.js';
 
 /** The narrow view of the job queue a gateway needs. */
@@ -39,6 +40,8 @@ export interface GatewayDeps {
   jobs: JobRunner;
   /** Token streams of streamed jobs; without it, a streamed generation arrives as one chunk. */
   tokens?: Pick<TokenStreamReader, 'follow'>;
+  /** Streamed generations computed without the queue send their deltas here (direct-streams.ts). */
+  directStreams?: Pick<DirectStreams, 'listen'>;
   authenticator: Pick<Authenticator, 'authenticate'>;
   limiter: RateLimiter;
   cache: ResponseCache;

@@ -16,8 +16,10 @@ import { JobProducer } from '../queue/producer.js';
 import { TokenStreamReader } from '../queue/token-reader.js';
 import { SkillClientPool } from '../skills/client-pool.js';
 import { inferOnce } from '../skills/infer-once.js';
+import { inferStreamOnce } from '../queue/infer-stream-once.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
+import { DirectStreams } from './direct-streams.js';
 import { GatewayPresence } from './presence.js';
 
 export interface OpenGateway {
@@ -72,6 +74,7 @@ export async function openGateway(
   // Streamed generations (OpenAI-compatible `stream: true`) read their tokens over a connection of their own.
   const tokenConnection = createRedis(config.REDIS_URL, { name: 'gateway-tokens', blocking: true });
   const tokens = new TokenStreamReader(tokenConnection, redis, config.KEY_PREFIX, logger);
+  const directStreams = new DirectStreams();
   const skills = new CachedRegistry(
     new SkillRegistry(redis, config.KEY_PREFIX),
     config.REGISTRY_CACHE_MS,
@@ -113,7 +116,12 @@ export async function openGateway(
     cache,
     redis: guard,
     pgPool: () => ({ total: pg.totalCount, idle: pg.idleCount, waiting: pg.waitingCount, max: pg.options.max ?? 10 }),
-    direct: (skill, requestId, item, deadlineAt) => inferOnce(clients, skill, requestId, item, deadlineAt),
+    direct: directStreams.direct(
+      (skill, requestId, item, deadlineAt) => inferOnce(clients, skill, requestId, item, deadlineAt),
+      (skill, requestId, item, deadlineAt, onDelta, signal) =>
+        inferStreamOnce(clients, skill, requestId, item, Math.max(1, deadlineAt - Date.now()), onDelta, signal),
+    ),
+    directStreams,
     memory,
     isShuttingDown: () => shuttingDown,
     readiness: [

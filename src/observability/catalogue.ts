@@ -79,6 +79,11 @@ export const LABELS = {
     doc: "why: the role's CPU stayed above (`cpu_high`) or below (`cpu_low`) its threshold, or `skillserve scale`",
     values: ['cpu_high', 'cpu_low', 'manual'],
   },
+  tenant: {
+    doc: 'a tenant of the OpenAI-compatible API; past the first `OPENAI_USAGE_TENANTS` (100) seen by a gateway, `other`',
+    bound: 101,
+  },
+  token_kind: { doc: 'tokens a request sent (prompt) or had generated (completion)', values: ['prompt', 'completion'] },
   version_label: { doc: 'skillserve version (package version and git revision)', bound: 1 },
 } as const satisfies Record<string, LabelSpec>;
 
@@ -171,6 +176,13 @@ export const METRICS = {
   }),
 
   // --- gateway: cache and limits
+  openAiTokens: m({
+    name: 'skillserve_openai_tokens_total',
+    type: 'counter',
+    help: 'Tokens used on the OpenAI-compatible API (embeddings and generations), by tenant, model and kind; from the upstream usage, or the embedding tokenizer',
+    labels: { tenant: 'tenant', model: 'model', kind: 'token_kind' },
+    roles: ['gateway'],
+  }),
   cacheRequests: m({
     name: 'skillserve_cache_requests_total',
     type: 'counter',

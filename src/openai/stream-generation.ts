@@ -31,11 +31,11 @@ export interface StreamCall {
  * (coalesced when deterministic, its result cached); its tokens come over the job's token stream
  * (src/queue/token-stream.ts) and go out as SSE chunks as they arrive. A cached answer replays
  * its recorded chunks. Until the first byte is sent, a failure is an ordinary HTTP error; after,
- * an error event. A client that goes away stops following the stream, which cancels the skill
+ * an error event. Resolves with the usage sent, if the stream ended well. A client that goes away stops following the stream, which cancels the skill
  * call once no reader is left; a producer that goes silent (its dispatcher died) or a deadline
  * that passes ends the stream with an error event.
  */
-export function streamGeneration(call: StreamCall): Promise<void> {
+export function streamGeneration(call: StreamCall): Promise<ReturnType<typeof usageOf> | undefined> {
   const { deps, inference, admitted, body, res } = call;
   const plan = admitted.plans[0]!;
   const admission = admitted.admissions[0]!;
@@ -45,29 +45,44 @@ export function streamGeneration(call: StreamCall): Promise<void> {
   const sse = new SseWriter(res, body, call.requestId, call.model);
   const likelyHit = admission.entry !== undefined && !plan.directives.noCache && admission.entry.expiresAt > Date.now();
 
-  return new Promise<void>((resolve) => {
+  return new Promise((resolve) => {
+    let usage: ReturnType<typeof usageOf> | undefined;
     let done = false;
     let sent = 0;
     let heardAt: number | undefined;
     let unfollow = () => {};
     const timers: NodeJS.Timeout[] = [];
 
+    // Computed without the queue (idle bypass, Redis down): deltas come in process, not over Redis.
+    const unlisten = deps.directStreams?.listen(
+      call.requestId,
+      (text) => {
+        if (done) return;
+        sse.delta(text);
+        sent++;
+      },
+      call.closed,
+    );
+
     const finish = (fn: () => void) => {
       if (done) return;
       done = true;
       unfollow();
+      unlisten?.();
       timers.forEach(clearTimeout);
       call.closed.removeEventListener('abort', onClose);
       try {
         if (!res.destroyed) fn();
       } finally {
-        resolve();
+        resolve(usage);
       }
     };
     const fail = (err: unknown) =>
       finish(() => (sse.started ? sse.error(toAppError(err)) : sendOpenAiError(err, res, call.log)));
-    const end = (out: Pick<GenerationOutput, 'finish_reason' | 'usage'>) =>
-      finish(() => sse.finish(out.finish_reason, usageOf(out as GenerationOutput)));
+    const end = (out: Pick<GenerationOutput, 'finish_reason' | 'usage'>) => {
+      usage = usageOf(out as GenerationOutput);
+      finish(() => sse.finish(out.finish_reason, usage!));
+    };
     const onClose = () => finish(() => undefined);
     call.closed.addEventListener('abort', onClose, { once: true });
 
@@ -110,14 +125,15 @@ export function streamGeneration(call: StreamCall): Promise<void> {
         if (!sse.started) res.setHeader('X-Cache', answer.cache);
         const out = answer.output as GenerationOutput;
         const chunks = out.chunks ?? [out.text];
-        // The job's stream may still be delivering its last entries; the whole answer is here,
-        // so whatever they would add is sent from it after a short grace.
+        // A queued job's stream may still be delivering its last entries; the whole answer is
+        // here, so whatever they would add is sent from it after a short grace.
         const rest = () => {
           if (done) return;
           for (const c of chunks.slice(sent)) if (c.length > 0) sse.delta(c);
           end(out);
         };
-        if (answer.cache === 'HIT' || answer.cache === 'STALE' || !deps.tokens) rest();
+        // Nothing heard over Redis: the answer was cached, or computed without the queue.
+        if (heardAt === undefined) rest();
         else timers.push(setTimeout(rest, END_GRACE_MS));
       },
       (err: unknown) => fail(err),

@@ -5,7 +5,7 @@ import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import type { SkillClientPool } from '../skills/client-pool.js';
-import { fromWireResponse, toWireRequest } from '../skills/infer-once.js';
+import { inferStreamOnce } from './infer-stream-once.js';
 import { encodeFailure, type InferJobData, type InferJobResult } from './job.js';
 import { HEARTBEAT_MS, TokenStreamWriter } from './token-stream.js';
 
@@ -62,16 +62,13 @@ async function streamJob(
       () => undefined,
     );
   }, HEARTBEAT_MS);
-  const t0 = performance.now();
   try {
-    const client = await deps.pool.pick(skill);
     const budget = Math.min(deps.config.SKILL_CALL_TIMEOUT_MS, Math.max(1, deadlineAt - Date.now()));
-    const res = await client.inferStream(toWireRequest(id, item), budget, (text) => writer.delta(text), cancel.signal);
-    const outcome = fromWireResponse(res, skill, performance.now() - t0, 1);
-    if (!outcome.ok) throw outcome.error;
-    const output = 'json' in outcome.value.output ? (outcome.value.output.json as Record<string, unknown>) : {};
+    const onDelta = (text: string) => writer.delta(text);
+    const result = await inferStreamOnce(deps.pool, skill, id, item, budget, onDelta, cancel.signal);
+    const output = 'json' in result.output ? (result.output.json as Record<string, unknown>) : {};
     await writer.end(output);
-    return { ...outcome.value, timing: { ...outcome.value.timing, queueMs } };
+    return { ...result, timing: { ...result.timing, queueMs } };
   } catch (err) {
     const appError = cancel.signal.aborted
       ? new AppError('SKILL_TIMEOUT', `${skill}: every reader of the stream went away`)

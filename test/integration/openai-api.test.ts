@@ -15,6 +15,7 @@ describe('OpenAI-compatible API with the official client', () => {
   let cleanup: () => Promise<void>;
   let client: OpenAI;
   let limited: OpenAI;
+  let tokenLimited: OpenAI;
   let base: string;
 
   before(async () => {
@@ -23,13 +24,18 @@ describe('OpenAI-compatible API with the official client', () => {
       OPENAI_BASE_URL: fake.url,
       OPENAI_MODEL: 'tiny-llm',
       RATE_LIMITS: 'free=3,standard=100000,premium=100000',
+      TOKEN_LIMITS: 'free=100000,standard=60,premium=10000000',
       // The first embedding loads the word vectors (seconds on a busy machine).
       REQUEST_TIMEOUT_MS: '30000',
     });
     cleanup = t.cleanup;
     cluster = await startTestCluster(t.config, t.env);
     base = `${cluster.endpoint}/v1`;
-    const keys = await createKeys(t.config, { free: { tenant: 'small', tier: 'free' } });
+    const keys = await createKeys(t.config, {
+      free: { tenant: 'small', tier: 'free' },
+      standard: { tenant: 'wordy', tier: 'standard' },
+    });
+    tokenLimited = new OpenAI({ apiKey: keys.standard!.authorization.slice(7), baseURL: base, maxRetries: 0 });
     client = new OpenAI({ apiKey: cluster.devKey.key, baseURL: base, maxRetries: 0 });
     limited = new OpenAI({ apiKey: keys.free!.authorization.slice(7), baseURL: base, maxRetries: 0 });
     // Every skill registered (the openai one may come a moment after the cluster is ready).
@@ -171,6 +177,24 @@ describe('OpenAI-compatible API with the official client', () => {
     assert.equal(sent.temperature, 0.5);
   });
 
+  it('streams from the skill straight to the client while the queue is idle (no Redis token stream)', async () => {
+    fake.script({ kind: 'ok', tokenDelayMs: 10 });
+    const stream = await client.chat.completions.create({
+      model: 'tiny-llm',
+      messages: [{ role: 'user', content: 'one two three' }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    const deltas: string[] = [];
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      if (chunk.choices[0]?.delta.content) deltas.push(chunk.choices[0].delta.content);
+      usage ??= chunk.usage;
+    }
+    assert.deepEqual(deltas, ['echo: ', 'one ', 'two ', 'three']);
+    assert.equal(usage?.completion_tokens, 4);
+  });
+
   it('answers text completions', async () => {
     const res = await client.completions.create({ model: 'tiny-llm', prompt: 'Once upon', max_tokens: 5 });
     assert.equal(res.object, 'text_completion');
@@ -211,5 +235,27 @@ describe('OpenAI-compatible API with the official client', () => {
     assert.ok(Number(refused.headers?.get('retry-after')) >= 1);
     assert.equal(refused.headers?.get('x-ratelimit-limit-requests'), '3');
     assert.equal(refused.headers?.get('x-ratelimit-remaining-requests'), '0');
+  });
+
+  it('limits tokens per minute per key: reserved from an estimate, corrected by the usage', async () => {
+    const ask = (max_tokens: number) =>
+      tokenLimited.chat.completions.create({
+        model: 'tiny-llm',
+        messages: [{ role: 'user', content: 'hi' }],
+        max_tokens,
+      });
+    // 60 tokens a minute. Each call reserves about 41 (its prompt and max_tokens) and uses 5: the
+    // second fits only because the first one's unused reservation was given back.
+    await ask(40);
+    const second = await ask(40).withResponse();
+    assert.ok(Number(second.response.headers.get('x-ratelimit-remaining-tokens')) < 60);
+    assert.equal(second.response.headers.get('x-ratelimit-limit-tokens'), '60');
+    await assert.rejects(ask(1000), (err: unknown) => {
+      assert.ok(err instanceof OpenAI.RateLimitError, String(err));
+      assert.match(err.message, /tokens per minute/);
+      assert.ok(Number(err.headers?.get('retry-after')) >= 1);
+      assert.equal(err.headers?.get('x-ratelimit-limit-tokens'), '60');
+      return true;
+    });
   });
 });

@@ -7,7 +7,7 @@ import { eventually, testConfig } from '../helpers/env.js';
 
 const user = (content: string) => [{ role: 'user' as const, content }];
 
-/** Streamed generations through nginx, gateway, queue, dispatcher, skill and a streaming upstream. */
+/** Streamed generations through nginx, gateway, queue, dispatcher (token streams in Redis), skill and a streaming upstream. */
 describe('OpenAI-compatible streaming', () => {
   let fake: FakeOpenAi;
   let cluster: Awaited<ReturnType<typeof startTestCluster>>;
@@ -16,7 +16,14 @@ describe('OpenAI-compatible streaming', () => {
 
   before(async () => {
     fake = await startFakeOpenAi(['tiny-llm']);
-    const t = await testConfig({ OPENAI_BASE_URL: fake.url, OPENAI_MODEL: 'tiny-llm', SKILLS: 'nlp,openai' });
+    const t = await testConfig({
+      OPENAI_BASE_URL: fake.url,
+      OPENAI_MODEL: 'tiny-llm',
+      SKILLS: 'nlp,openai',
+      // Every stream through the queue and the Redis token channel (an idle queue would be
+      // bypassed: openai-api.test.ts covers that path).
+      QUEUE_BYPASS_WHEN_IDLE: 'false',
+    });
     cleanup = t.cleanup;
     cluster = await startTestCluster(t.config, t.env);
     client = new OpenAI({ apiKey: cluster.devKey.key, baseURL: `${cluster.endpoint}/v1`, maxRetries: 0 });

@@ -4,7 +4,9 @@ import {
   type GenerationOutput,
   generationItem,
   parseGenerationRequest,
+  usageOf,
 } from '../../openai/generation.js';
+import { estimateTokens, type TokenLimiter } from '../../openai/token-limit.js';
 import { findModel } from '../../openai/models.js';
 import { admitItems, answerItems } from '../../openai/run-items.js';
 import { streamGeneration } from '../../openai/stream-generation.js';
@@ -19,7 +21,7 @@ import { registrySnapshot } from './request.js';
  * (an openai-backed skill: vLLM, llama.cpp, Ollama upstream). Mounted by openai.ts, which
  * authenticates and answers errors in OpenAI's shape.
  */
-export function openAiGenerateRoutes(deps: GatewayDeps, inference: Inference): Router {
+export function openAiGenerateRoutes(deps: GatewayDeps, inference: Inference, tokens: TokenLimiter): Router {
   const { config, skills } = deps;
   const router = Router();
   const json = express.json({
@@ -46,11 +48,15 @@ export function openAiGenerateRoutes(deps: GatewayDeps, inference: Inference): R
         deadlineMs,
       };
       const admitted = await admitItems(deps, inference, snapshot, info, [item], call, res);
+      const estimate = estimateTokens(body.text, body.maxTokens);
+      await tokens.reserve(req.principal, estimate, res);
+      const settle = (u: { prompt_tokens: number; completion_tokens: number }) =>
+        tokens.settle(req.principal, model.id, estimate, { prompt: u.prompt_tokens, completion: u.completion_tokens });
       if (body.stream) {
         const closed = new AbortController();
         res.on('close', () => closed.abort());
         const log = () => req.log;
-        await streamGeneration({
+        const usage = await streamGeneration({
           deps,
           inference,
           admitted,
@@ -61,12 +67,15 @@ export function openAiGenerateRoutes(deps: GatewayDeps, inference: Inference): R
           closed: closed.signal,
           log,
         });
+        if (usage) settle(usage);
         return;
       }
       const [answer] = await answerItems(inference, admitted, req.id);
       res.setHeader('X-Cache', answer!.cache);
       const created = Math.floor(Date.now() / 1000);
-      res.json(completionObject(body, req.id, created, model.id, answer!.output as GenerationOutput));
+      const out = answer!.output as GenerationOutput;
+      settle(usageOf(out));
+      res.json(completionObject(body, req.id, created, model.id, out));
     };
 
   router.post('/v1/chat/completions', json, generate('chat'));

@@ -4,20 +4,23 @@ import { base64Vector, embeddingItem, embeddingOf, parseEmbeddingsRequest } from
 import { sendOpenAiError } from '../../openai/errors.js';
 import { findModel, modelObject, servedModels } from '../../openai/models.js';
 import { admitItems, answerItems } from '../../openai/run-items.js';
+import { createTokenLimiter, estimateTokens } from '../../openai/token-limit.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
 import { verifyUtf8 } from '../strict-json.js';
+import { openAiGenerateRoutes } from './openai-generate.js';
 import { registrySnapshot } from './request.js';
 
 /**
  * The OpenAI-compatible API: `GET /v1/models`, `GET /v1/models/:id`, `POST /v1/embeddings` here,
- * the generation routes in openai-generate.ts. The same keys, limits, cache, queue and batching
+ * the generation routes in openai-generate.ts. Per key, a tokens-per-minute limit (token-limit.ts) next to the request limit. The same keys, limits, cache, queue and batching
  * as /v1/skills; errors in OpenAI's body (`{"error":{"message","type","param","code"}}`) with the
  * statuses of our own codes, so OpenAI's SDKs raise their own error classes.
  */
-export function openAiRoutes(deps: GatewayDeps, inference: Inference, generate?: Router): Router {
+export function openAiRoutes(deps: GatewayDeps, inference: Inference): Router {
   const { config, skills } = deps;
   const router = Router();
+  const tokens = createTokenLimiter(deps);
   const json = express.json({
     limit: config.BODY_LIMIT_BYTES,
     strict: false,
@@ -54,19 +57,25 @@ export function openAiRoutes(deps: GatewayDeps, inference: Inference, generate?:
     const items = body.inputs.map((input, i) => embeddingItem(model, input, i));
     const call = { principal: req.principal, headers: req.headers, requestId: req.id, receivedAt: req.receivedAt };
     const admitted = await admitItems(deps, inference, snapshot, info, items, call, res);
+    const estimate = body.inputs.reduce<number>(
+      (n, x) => n + (typeof x === 'string' ? estimateTokens(x) : x.length),
+      0,
+    );
+    await tokens.reserve(req.principal, estimate, res);
     const answers = await answerItems(inference, admitted, req.id);
-    let tokens = 0;
+    let tokens_ = 0;
     const data = answers.map((answer, index) => {
       const { vector, tokens: n } = embeddingOf(answer, body.inputs[index]!);
-      tokens += n;
+      tokens_ += n;
       return { object: 'embedding', index, embedding: body.encoding === 'base64' ? base64Vector(vector) : vector };
     });
+    tokens.settle(req.principal, model.id, estimate, { prompt: tokens_, completion: 0 });
     const hits = answers.filter((a) => a.cache === 'HIT').length;
     res.setHeader('X-Cache', hits === answers.length ? 'HIT' : hits === 0 ? answers[0]!.cache : 'PARTIAL');
-    res.json({ object: 'list', data, model: model.id, usage: { prompt_tokens: tokens, total_tokens: tokens } });
+    res.json({ object: 'list', data, model: model.id, usage: { prompt_tokens: tokens_, total_tokens: tokens_ } });
   });
 
-  if (generate) router.use(generate);
+  router.use(openAiGenerateRoutes(deps, inference, tokens));
 
   router.use(paths, function openAiError(err: unknown, req: Request, res: Response, _next: NextFunction) {
     sendOpenAiError(err, res, () => req.log);
