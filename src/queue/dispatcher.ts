@@ -98,6 +98,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (job.data.requestHash !== undefined) return job.data.deadlineAt ?? now + config.SKILL_WAIT_MS;
     return Math.min(job.data.deadlineAt ?? Infinity, now + 2 * config.SKILL_HEARTBEAT_MS);
   }
+  /** An accepted async job: its client holds an id and will read the outcome later. */
+  function isAccepted(job: Job<InferJobData, InferJobResult>): boolean {
+    return job.data.requestHash !== undefined;
+  }
   function expiredError(job: Job<InferJobData, InferJobResult>): AppError {
     jobsTotal.inc({ skill: job.data.skill, outcome: 'expired' });
     return new AppError('DEADLINE_EXCEEDED', `${job.data.skill}: the deadline passed while the job waited`);
@@ -112,8 +116,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (left <= 0) throw encodeFailure(expiredError(job));
     const t0 = performance.now();
     try {
-      const result = await whileSkillAbsent(deps.registry, skill, waitUntil(job), () =>
-        inferOnce(deps.pool, skill, job.id ?? '', item, callDeadline([job])),
+      const result = await whileSkillAbsent(
+        deps.registry,
+        skill,
+        waitUntil(job),
+        () => inferOnce(deps.pool, skill, job.id ?? '', item, callDeadline([job])),
+        isAccepted(job),
       );
       return { ...result, timing: { ...result.timing, queueMs } };
     } catch (err) {
@@ -141,9 +149,13 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     const t0 = performance.now();
     try {
       const items = live.map(({ job }) => ({ id: job.id ?? '', item: job.data.item }));
-      const batch = await whileSkillAbsent(deps.registry, skill, until, () =>
+      const batch = await whileSkillAbsent(
+        deps.registry,
+        skill,
+        until,
         // The most patient job bounds the call: one impatient job must not cut the others short.
-        inferBatch(deps.pool, skill, items, callDeadline(live.map((p) => p.job))),
+        () => inferBatch(deps.pool, skill, items, callDeadline(live.map((p) => p.job))),
+        live.some(({ job }) => isAccepted(job)),
       );
       batchCompute.observe({ skill }, batch.computeMs / 1000);
       batch.items.forEach((outcome, i) => {
