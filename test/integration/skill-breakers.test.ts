@@ -59,7 +59,9 @@ describe('skill replica circuit breakers (two real nlp replicas, one or both hun
   const stateOf = (instance: string) => pool.breakerStates().find((b) => b.replica === instance)?.state;
 
   before(async () => {
-    const t = await testConfig();
+    // A hung replica stops heartbeating too; a long TTL keeps it listed, so what takes it out of
+    // the calls here is its breaker, not the registry.
+    const t = await testConfig({ SKILL_TTL_MS: '30000' });
     cleanup = t.cleanup;
     children.push(startSkillProcess(t.env, 'replica-a'), startSkillProcess(t.env, 'replica-b'));
     redis = new Redis(REDIS_URL);
@@ -119,7 +121,7 @@ describe('skill replica circuit breakers (two real nlp replicas, one or both hun
     assert.deepEqual(await callMany(50, 8), []);
 
     children[0]!.kill('SIGCONT');
-    await eventually(async () => assert.equal(stateOf(a.instance), 'closed'), { timeoutMs: 20_000 });
+    await eventually(async () => assert.equal(stateOf(a.instance), 'closed'), { timeoutMs: 30_000 });
     assert.ok(transitions.includes(`${a.instance}:half-open`), transitions.join(', '));
     assert.deepEqual(await callMany(40, 8), []);
   });
