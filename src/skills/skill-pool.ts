@@ -32,11 +32,10 @@ export function createSkillPool(deps: {
       windowMs: config.SKILL_BREAKER_WINDOW_MS,
       resetMs: config.SKILL_BREAKER_RESET_MS,
     },
+    // Every transition at warn, closing included: at the usual LOG_LEVEL=warn the log then shows
+    // both when a replica was taken out and when it came back.
     onBreakerChange: ({ skill, replica, state }) =>
-      (state === 'closed' ? logger.info.bind(logger) : logger.warn.bind(logger))(
-        { skill, replica, state },
-        'skill replica circuit breaker',
-      ),
+      logger.warn({ skill, replica, state }, 'skill replica circuit breaker'),
   });
   gauge(deps.metrics, METRICS.skillBreakerState, function collect() {
     this.reset();
