@@ -3,6 +3,7 @@ import { startBenchCluster } from '../bench/cluster.js';
 import { startPostgresInstance } from '../test/helpers/postgres-instance.js';
 import { OwnRedis } from '../test/helpers/redis-server.js';
 import { type ChaosContext, type Experiment, type Outcome, settled } from './experiment.js';
+import { startLoad } from './load.js';
 
 export interface SuiteOptions {
   experiments: Experiment[];
@@ -89,6 +90,10 @@ export async function runSuite(opts: SuiteOptions): Promise<Outcome[]> {
   };
   const outcomes: Outcome[] = [];
   try {
+    // Warm-up, not measured: models load on their first call, caches and connections fill.
+    const warm = startLoad({ endpoint: cluster.endpoint, key: ctx.key, concurrency: opts.concurrency, maxMs: 5_000 });
+    await new Promise((r) => setTimeout(r, 5_000));
+    await warm.stop();
     for (const e of opts.experiments) {
       opts.print(`\n== ${e.name}: ${e.title}`);
       await settled(ctx);
