@@ -39,7 +39,7 @@ export const CHAOS_ENV: Record<string, string> = {
   // during a 6 s hang and come back with a fresh breaker. Longer, so the breaker is what is seen.
   SKILL_TTL_MS: '15000',
   SKILL_BREAKER_RESET_MS: '2000',
-  MAX_QUEUE_DEPTH: '200',
+  MAX_QUEUE_DEPTH: '50',
   NGINX_CONN_PER_IP: '60000',
   LOG_LEVEL: 'warn',
 };
