@@ -10,8 +10,8 @@ export interface LoadOptions {
   concurrency: number;
   /** Hard bound: the generator stops by itself after this long. */
   maxMs: number;
-  /** Shares of the mix (they need not add up to 1). */
-  mix?: { hit: number; miss: number; job: number };
+  /** Shares of the mix (they need not add up to 1); `write` is a memory write (Postgres). */
+  mix?: { hit: number; miss: number; job: number; write?: number };
   skill?: string;
   /** Per-request client timeout; a request still unanswered then counts as `timeout`. */
   timeoutMs?: number;
@@ -37,6 +37,20 @@ export interface LoadResult {
   /** Served from an expired cache entry (X-Cache: stale) or a degraded rung (X-Degraded). */
   degraded: number;
   durationMs: number;
+  /** Every request: when it started (epoch ms), its kind, latency and outcome (as in byStatus). */
+  samples: Sample[];
+}
+
+export type Kind = 'hit' | 'miss' | 'job' | 'write';
+
+export interface Sample {
+  at: number;
+  kind: Kind;
+  ms: number;
+  outcome: string;
+  /** A 2xx, or a 429/503 with Retry-After (refused at once by design). */
+  ok: boolean;
+  shed: boolean;
 }
 
 export interface RunningLoad {
@@ -50,7 +64,7 @@ const HIT = 'My sister Maria lives in Madrid and loves her new job.';
 
 export function startLoad(opts: LoadOptions): RunningLoad {
   const mix = opts.mix ?? { hit: 0.5, miss: 0.4, job: 0.1 };
-  const total = mix.hit + mix.miss + mix.job;
+  const total = mix.hit + mix.miss + mix.job + (mix.write ?? 0);
   const skill = opts.skill ?? 'nlp';
   const started = performance.now();
   const result: LoadResult = {
@@ -63,6 +77,7 @@ export function startLoad(opts: LoadOptions): RunningLoad {
     degraded: 0,
     retried: 0,
     durationMs: 0,
+    samples: [],
   };
   let running = true;
   let seq = 0;
@@ -71,13 +86,28 @@ export function startLoad(opts: LoadOptions): RunningLoad {
 
   const one = async () => {
     const r = Math.random() * total;
-    const kind = r < mix.hit ? 'hit' : r < mix.hit + mix.miss ? 'miss' : 'job';
+    const kind: Kind =
+      r < mix.hit ? 'hit' : r < mix.hit + mix.miss ? 'miss' : r < mix.hit + mix.miss + mix.job ? 'job' : 'write';
     const input = kind === 'hit' ? HIT : `Load ${process.pid} ${seq++}: the weather in Lisbon is lovely today.`;
-    const body = JSON.stringify(kind === 'job' ? { skill, input, task: 'sentiment' } : { input, task: 'sentiment' });
-    const url = kind === 'job' ? `${opts.endpoint}/v1/jobs` : `${opts.endpoint}/v1/skills/${skill}/infer`;
+    const body = JSON.stringify(
+      kind === 'job'
+        ? { skill, input, task: 'sentiment' }
+        : kind === 'write'
+          ? { subject: `load-${process.pid}`, verb: 'sent', object: `message ${seq++}` }
+          : { input, task: 'sentiment' },
+    );
+    const url =
+      kind === 'job'
+        ? `${opts.endpoint}/v1/jobs`
+        : kind === 'write'
+          ? `${opts.endpoint}/v1/memory/triples`
+          : `${opts.endpoint}/v1/skills/${skill}/infer`;
     const jobHeaders: Record<string, string> =
-      kind === 'job' ? { 'idempotency-key': `load-${process.pid}-${seq++}` } : {};
+      kind === 'job' || kind === 'write' ? { 'idempotency-key': `load-${process.pid}-${Date.now()}-${seq++}` } : {};
+    const at = Date.now();
     const t0 = performance.now();
+    const record = (outcome: string, ok: boolean, shed: boolean) =>
+      result.samples.push({ at, kind, ms: performance.now() - t0, outcome, ok, shed });
     result.sent++;
     const send = () =>
       fetch(url, {
@@ -113,14 +143,21 @@ export function startLoad(opts: LoadOptions): RunningLoad {
         const id = (JSON.parse(text) as { id?: string }).id;
         if (id) result.acceptedJobs.push(id);
       }
-      if (res.ok) return;
-      if ((res.status === 429 || res.status === 503) && res.headers.get('retry-after')) result.shed++;
-      else result.failed++;
+      if (res.ok) return record(`${res.status}`, true, false);
+      if ((res.status === 429 || res.status === 503) && res.headers.get('retry-after')) {
+        result.shed++;
+        record(`${res.status}${code}`, false, true);
+      } else {
+        result.failed++;
+        record(`${res.status}${code}`, false, false);
+      }
     } catch (err) {
       result.latenciesMs.push(performance.now() - t0);
       const cause = (err as { cause?: { code?: string } }).cause?.code;
-      count((err as Error).name === 'TimeoutError' ? 'timeout' : `network${cause ? `:${cause}` : ''}`);
+      const what = (err as Error).name === 'TimeoutError' ? 'timeout' : `network${cause ? `:${cause}` : ''}`;
+      count(what);
       result.failed++;
+      record(what, false, false);
     }
   };
 
@@ -151,8 +188,8 @@ export async function unfinishedJobs(endpoint: string, key: string, ids: string[
           headers: { authorization: `Bearer ${key}` },
           signal: AbortSignal.timeout(5_000),
         });
-        const body = (await res.json()) as { state?: string };
-        if (!(res.ok && (body.state === 'completed' || body.state === 'failed'))) still.push(id);
+        const body = (await res.json()) as { status?: string };
+        if (!(res.ok && (body.status === 'completed' || body.status === 'failed'))) still.push(id);
       } catch {
         still.push(id);
       }

@@ -225,7 +225,7 @@ export const ALERT_GROUPS: RuleGroup<AlertRule>[] = [
         severity: 'warning',
         summary: 'The circuit breaker to skill {{ $labels.skill }} is open.',
         description:
-          'Dispatchers stopped calling {{ $labels.skill }} after repeated failures (state {{ $value }}: 1 open, 2 half-open).',
+          'Calls to a replica of {{ $labels.skill }} failed repeatedly, so they go to its other replicas (state {{ $value }}: 1 open, 2 half-open); with every replica open, requests get 503 BREAKER_OPEN or a stale answer.',
       },
     ],
   },

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
 import type { ChainableCommander, Redis } from 'ioredis';
 import { AppError } from '../errors/index.js';
+import { SettleTimeout, settleWithin } from '../lib/settle-within.js';
 
 export interface RedisGuardOptions {
   /** A pipeline slower than this counts as a failure. */
@@ -51,19 +52,24 @@ export class RedisGuard {
     private readonly redis: Redis,
     opts: RedisGuardOptions,
   ) {
-    this.breaker = new CircuitBreaker(async (pipeline: ChainableCommander) => (await pipeline.exec()) ?? [], {
-      timeout: opts.timeoutMs,
-      resetTimeout: opts.resetMs,
-      errorThresholdPercentage: 50,
-      volumeThreshold: 3,
-      rollingCountTimeout: 5_000,
-    });
+    // The timeout is settleWithin's, not opossum's: a gateway that was itself stalled must not
+    // take the answers waiting in its socket for a hung Redis (see settle-within.ts).
+    this.breaker = new CircuitBreaker(
+      async (pipeline: ChainableCommander) => (await settleWithin(pipeline.exec(), opts.timeoutMs)) ?? [],
+      {
+        timeout: false,
+        resetTimeout: opts.resetMs,
+        errorThresholdPercentage: 50,
+        volumeThreshold: 3,
+        rollingCountTimeout: 5_000,
+      },
+    );
     // A hung Redis answers nothing, so the error percentage over the rolling window (diluted by
     // the seconds of successes before) would open the breaker only after many requests had each
     // waited the full timeout. Timeouts in a row are the sign: two open it at once.
     let timeouts = 0;
-    this.breaker.on('timeout', () => {
-      if (++timeouts >= 2 && !this.breaker.opened) this.breaker.open();
+    this.breaker.on('failure', (err: unknown) => {
+      if (err instanceof SettleTimeout && ++timeouts >= 2 && !this.breaker.opened) this.breaker.open();
     });
     this.breaker.on('success', () => {
       timeouts = 0;

@@ -37,7 +37,11 @@ export class HealthMonitor {
   }
 
   private async check(p: ManagedProcess, now: number): Promise<void> {
-    const since = Math.max(this.healthyAt.get(p) ?? 0, p.startedAt);
+    // A process not probed before is judged from now, not from its start: the first probe may come
+    // long after the start (the monitor begins once the cluster is up), and one unanswered probe
+    // then must not count as the whole time since the start.
+    if (!this.healthyAt.has(p)) this.healthyAt.set(p, now);
+    const since = Math.max(this.healthyAt.get(p)!, p.startedAt);
     const verdict = await this.probe(p);
     if (verdict === 'healthy') {
       this.healthyAt.set(p, Date.now());

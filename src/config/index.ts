@@ -316,6 +316,25 @@ export const configSchema = z.object({
    * spread over them. One channel can cap a busy dispatcher's calls/s (bench:channels).
    */
   SKILL_CLIENT_CHANNELS: z.coerce.number().int().min(1).max(64).default(4),
+  /**
+   * Circuit breaker per skill replica (dispatchers and the gateway's direct path): it opens when
+   * at least SKILL_BREAKER_MIN_CALLS calls fell in the rolling SKILL_BREAKER_WINDOW_MS and
+   * SKILL_BREAKER_ERROR_PERCENT of them failed or timed out (a refused or dropped connection opens
+   * it at once); after SKILL_BREAKER_RESET_MS a gRPC health check, not a client's request, probes
+   * the replica, and SERVING closes it.
+   */
+  SKILL_BREAKER_ERROR_PERCENT: z.coerce.number().int().min(1).max(100).default(50),
+  SKILL_BREAKER_MIN_CALLS: positiveInt(5),
+  SKILL_BREAKER_WINDOW_MS: positiveInt(10_000),
+  SKILL_BREAKER_RESET_MS: positiveInt(5_000),
+  /**
+   * HTTP/2 keepalive to skill replicas while calls are in flight: a ping unanswered this long
+   * drops the connection (and opens the replica's breaker), so the calls on a hung replica
+   * (SIGSTOP, a wedged event loop) fail over within about twice this instead of waiting for their
+   * deadline. Long enough that a replica busy loading its model (which blocks its event loop for
+   * a moment) is not taken for hung.
+   */
+  SKILL_KEEPALIVE_MS: positiveInt(5_000),
 
   // --- openai backend: forwards to any OpenAI-compatible server (vLLM, llama.cpp server, Ollama)
   /** The server's OpenAI-compatible root, e.g. http://127.0.0.1:8000/v1 ("/v1" is added when missing). */

@@ -14,10 +14,10 @@ import type { Registry } from 'prom-client';
 import { priorityPolicy } from '../queue/priority.js';
 import { JobProducer } from '../queue/producer.js';
 import { TokenStreamReader } from '../queue/token-reader.js';
-import { SkillClientPool } from '../skills/client-pool.js';
 import { inferOnce } from '../skills/infer-once.js';
 import { inferStreamOnce } from '../queue/infer-stream-once.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
+import { createSkillPool } from '../skills/skill-pool.js';
 import type { GatewayDeps } from './deps.js';
 import { DirectStreams } from './direct-streams.js';
 import { GatewayPresence } from './presence.js';
@@ -80,7 +80,9 @@ export async function openGateway(
     config.REGISTRY_CACHE_MS,
     config.REDIS_TIMEOUT_MS,
   );
-  const clients = new SkillClientPool(skills);
+  // The direct path (Redis down) calls skills through the same breakers as the dispatchers, on
+  // one channel per replica: it carries traffic only during an outage.
+  const clients = createSkillPool({ config, registry: skills, logger, metrics, channels: 1 });
   const guard = new RedisGuard(hot, {
     timeoutMs: config.REDIS_TIMEOUT_MS,
     resetMs: config.REDIS_BREAKER_RESET_MS,

@@ -55,6 +55,10 @@ export const LABELS = {
   },
   refresh_outcome: { doc: 'refresh-ahead outcome', values: ['refreshed', 'skipped', 'failed'] },
   redis_op: { doc: 'what one request-path round trip carried', values: ['limit', 'limit+cache'] },
+  replica: {
+    doc: "a skill replica's instance id as it announced it (replicas that left are dropped from the series)",
+    bound: 32,
+  },
   dependency: { doc: 'what a circuit breaker on the request path guards', values: ['redis'] },
   check: {
     doc: 'a readiness check of the process (`workers`: a dispatcher consumes every skill; `registry`: a skill is announced)',
@@ -237,10 +241,9 @@ export const METRICS = {
   skillBreakerState: m({
     name: 'skillserve_skill_breaker_state',
     type: 'gauge',
-    help: "Circuit breaker state of the dispatcher's calls to each skill: 0 closed, 1 open, 2 half-open",
-    labels: { skill: 'skill' },
-    roles: ['dispatcher'],
-    pending: '#12',
+    help: 'Circuit breaker state of the calls to each skill replica (dispatchers; gateways on their direct path while Redis is down): 0 closed, 1 open, 2 half-open',
+    labels: { skill: 'skill', replica: 'replica' },
+    roles: ['dispatcher', 'gateway'],
   }),
   degradedRequests: m({
     name: 'skillserve_degraded_requests_total',

@@ -98,6 +98,10 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (job.data.requestHash !== undefined) return job.data.deadlineAt ?? now + config.SKILL_WAIT_MS;
     return Math.min(job.data.deadlineAt ?? Infinity, now + 2 * config.SKILL_HEARTBEAT_MS);
   }
+  /** An accepted async job: its client holds an id and will read the outcome later. */
+  function isAccepted(job: Job<InferJobData, InferJobResult>): boolean {
+    return job.data.requestHash !== undefined;
+  }
   function expiredError(job: Job<InferJobData, InferJobResult>): AppError {
     jobsTotal.inc({ skill: job.data.skill, outcome: 'expired' });
     return new AppError('DEADLINE_EXCEEDED', `${job.data.skill}: the deadline passed while the job waited`);
@@ -112,8 +116,12 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     if (left <= 0) throw encodeFailure(expiredError(job));
     const t0 = performance.now();
     try {
-      const result = await whileSkillAbsent(deps.registry, skill, waitUntil(job), () =>
-        inferOnce(deps.pool, skill, job.id ?? '', item, callDeadline([job])),
+      const result = await whileSkillAbsent(
+        deps.registry,
+        skill,
+        waitUntil(job),
+        () => inferOnce(deps.pool, skill, job.id ?? '', item, callDeadline([job])),
+        isAccepted(job),
       );
       return { ...result, timing: { ...result.timing, queueMs } };
     } catch (err) {
@@ -136,18 +144,36 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     for (const p of picked) if (!live.includes(p)) results.set(p, { ok: false, error: expiredError(p.job) });
     if (live.length === 0) return picked.map((p) => results.get(p)!);
     batchSize.observe({ skill }, live.length);
-
-    const until = Math.max(...live.map(({ job }) => waitUntil(job)));
     const t0 = performance.now();
-    try {
-      const items = live.map(({ job }) => ({ id: job.id ?? '', item: job.data.item }));
-      const batch = await whileSkillAbsent(deps.registry, skill, until, () =>
+    const call = (jobs: Picked[], waitOutBreaker: boolean) =>
+      whileSkillAbsent(
+        deps.registry,
+        skill,
+        Math.max(...jobs.map(({ job }) => waitUntil(job))),
         // The most patient job bounds the call: one impatient job must not cut the others short.
-        inferBatch(deps.pool, skill, items, callDeadline(live.map((p) => p.job))),
+        () =>
+          inferBatch(
+            deps.pool,
+            skill,
+            jobs.map(({ job }) => ({ id: job.id ?? '', item: job.data.item })),
+            callDeadline(jobs.map((p) => p.job)),
+          ),
+        waitOutBreaker,
       );
+    // Every breaker of the skill open: the requests someone waits on fail at once (their gateway
+    // answers from a stale entry, or 503), while the batch's accepted async jobs wait it out.
+    let sent = live;
+    try {
+      const batch = await call(live, false).catch((err: unknown) => {
+        const accepted = live.filter(({ job }) => isAccepted(job));
+        if (!(err instanceof AppError) || err.code !== 'BREAKER_OPEN' || accepted.length === 0) throw err;
+        for (const p of live) if (!isAccepted(p.job)) results.set(p, { ok: false, error: err });
+        sent = accepted;
+        return call(accepted, true);
+      });
       batchCompute.observe({ skill }, batch.computeMs / 1000);
       batch.items.forEach((outcome, i) => {
-        const p = live[i]!;
+        const p = sent[i]!;
         if (!outcome.ok) return results.set(p, outcome);
         const queueMs = sentAt - p.job.data.enqueuedAt;
         results.set(p, { ok: true, value: { ...outcome.value, timing: { ...outcome.value.timing, queueMs } } });

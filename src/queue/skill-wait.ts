@@ -30,20 +30,26 @@ export async function awaitReplica(registry: SkillDirectory, skill: string, unti
  * (the replica went away mid-call, or the registry still listed a dead one), until `until`:
  * accepted work whose skill is momentarily absent — restarting, or not yet re-announced after
  * Redis came back — waits for it instead of failing. Inference has no side effects, so a call
- * that failed that way may run again. After `until` the last error stands.
+ * that failed that way may run again. After `until` the last error stands. With
+ * `waitOutBreaker` (accepted async work) BREAKER_OPEN is waited out the same way; a request
+ * someone waits on gets it at once, to be answered from a stale entry or with a fast 503.
  */
 export async function whileSkillAbsent<T>(
   registry: SkillDirectory,
   skill: string,
   until: number,
   call: () => Promise<T>,
+  waitOutBreaker = false,
 ): Promise<T> {
   for (;;) {
     await awaitReplica(registry, skill, until);
     try {
       return await call();
     } catch (err) {
-      if (!(err instanceof AppError) || err.code !== 'SKILL_UNAVAILABLE' || Date.now() + POLL_MS >= until) throw err;
+      const transient =
+        err instanceof AppError &&
+        (err.code === 'SKILL_UNAVAILABLE' || (waitOutBreaker && err.code === 'BREAKER_OPEN'));
+      if (!transient || Date.now() + POLL_MS >= until) throw err;
       await sleep(POLL_MS);
     }
   }

@@ -4,8 +4,8 @@ import type { Config } from '../config/index.js';
 import type { ShutdownStep } from '../lib/lifecycle.js';
 import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
 import type { Logger } from '../observability/logger.js';
-import { SkillClientPool } from '../skills/client-pool.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
+import { createSkillPool } from '../skills/skill-pool.js';
 import { createDispatcher, type Dispatcher } from './dispatcher.js';
 
 export interface OpenDispatcher {
@@ -37,7 +37,7 @@ export async function openDispatcher(
     config.REGISTRY_CACHE_MS,
     config.REDIS_TIMEOUT_MS,
   );
-  const pool = new SkillClientPool(registry, { channels: config.SKILL_CLIENT_CHANNELS, ejectMs: config.SKILL_TTL_MS });
+  const pool = createSkillPool({ config, registry, logger, metrics });
   const dispatcher = createDispatcher({ config, redis, workerConnection, registry, pool, logger, metrics });
   await dispatcher.start();
   return {

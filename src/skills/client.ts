@@ -46,6 +46,12 @@ export interface SkillClientOptions {
    * `npm run bench:channels` compares 1 and 4.
    */
   channels?: number;
+  /**
+   * HTTP/2 keepalive while calls are in flight: a PING unanswered for this long closes the
+   * connection and fails its calls UNAVAILABLE, so a hung replica (SIGSTOP, a wedged event loop)
+   * costs its callers seconds, not their whole deadline. Unset: no keepalive.
+   */
+  keepaliveMs?: number;
 }
 
 interface Channel {
@@ -80,6 +86,9 @@ export class SkillClient {
         // grpc-js shares one connection among channels with identical options through a global
         // subchannel pool; a pool per channel makes each channel its own connection.
         'grpc.use_local_subchannel_pool': 1,
+        ...(options.keepaliveMs
+          ? { 'grpc.keepalive_time_ms': options.keepaliveMs, 'grpc.keepalive_timeout_ms': options.keepaliveMs }
+          : {}),
       }) as unknown as RawSkillClient,
       outstanding: 0,
     }));

@@ -25,7 +25,11 @@ export async function inferBatch(
 ): Promise<BatchOutcome> {
   const reqs = items.map(({ id, item }) => toWireRequest(id, item));
   const t0 = performance.now();
-  const res = await pool.withReplica(skill, (c) => c.inferBatch(reqs, Math.max(1, deadlineAt - Date.now())));
+  const res = await pool.withReplica(
+    skill,
+    (c) => c.inferBatch(reqs, Math.max(1, deadlineAt - Date.now())),
+    deadlineAt - Date.now(),
+  );
   const skillMs = performance.now() - t0;
   return {
     items: reqs.map((req, i): ItemOutcome => {

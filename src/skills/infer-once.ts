@@ -21,7 +21,11 @@ export async function inferOnce(
 ): Promise<SkillAnswer> {
   const req = toWireRequest(id, item);
   const t0 = performance.now();
-  const res = await pool.withReplica(skill, (c) => c.infer(req, Math.max(1, deadlineAt - Date.now())));
+  const res = await pool.withReplica(
+    skill,
+    (c) => c.infer(req, Math.max(1, deadlineAt - Date.now())),
+    deadlineAt - Date.now(),
+  );
   const outcome = fromWireResponse(res, skill, performance.now() - t0, 1);
   if (!outcome.ok) throw outcome.error;
   return outcome.value;

@@ -130,6 +130,14 @@ export async function openSkill(
         },
       },
       { name: 'registry', run: () => registry?.withdraw(name, address) },
+      // Callers keep a registry snapshot for REGISTRY_CACHE_MS: keep serving that long, so the calls
+      // they still send here are answered rather than refused (a scale-down drops no request).
+      {
+        name: 'drain',
+        run: () =>
+          registry &&
+          new Promise((r) => setTimeout(r, Math.min(config.REGISTRY_CACHE_MS + 100, config.SHUTDOWN_TIMEOUT_MS / 4))),
+      },
       { name: 'grpc', run: () => server.stop(config.SHUTDOWN_TIMEOUT_MS / 2) },
       { name: 'redis', run: () => redis && closeRedis(redis) },
     ],

@@ -79,7 +79,6 @@ describe('discovery and the client pool, with two real nlp replicas', () => {
     );
     pool = new SkillClientPool(new CachedRegistry(registry, config.REGISTRY_CACHE_MS), {
       channels: 4,
-      ejectMs: config.SKILL_TTL_MS,
     });
   });
 
