@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander, Cluster } from 'ioredis';
 import { AppError } from '../errors/index.js';
+import { clusterBatch } from '../lib/cluster-batch.js';
+import type { RedisClient } from '../lib/redis.js';
 
 export interface RedisGuardOptions {
   /** A pipeline slower than this counts as a failure. */
@@ -48,7 +50,7 @@ export class RedisGuard {
   private readonly probe?: NodeJS.Timeout;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     opts: RedisGuardOptions,
   ) {
     this.breaker = new CircuitBreaker(async (pipeline: ChainableCommander) => (await pipeline.exec()) ?? [], {
@@ -112,7 +114,9 @@ export class RedisGuard {
       return Promise.reject(new AppError('QUEUE_UNAVAILABLE', 'Redis is not connected'));
     let batch = this.batch;
     if (!batch) {
-      batch = this.batch = { pipeline: this.redis.pipeline(), parts: [] };
+      // A cluster cannot pipeline keys of different slots: there each command goes to its own node.
+      const pipeline = this.redis.isCluster ? clusterBatch(this.redis as Cluster) : this.redis.pipeline();
+      batch = this.batch = { pipeline, parts: [] };
       setImmediate(() => void this.flush());
     }
     const from = batch.pipeline.length;
