@@ -114,6 +114,7 @@ export async function redisReady(redis: RedisClient, where: string, timeoutMs = 
   if (redis.status === 'ready') return;
   const label = /^[a-z+]+:\/\//.test(where) ? `Redis at ${redactUrl(where)}` : where;
   let last: Error | undefined;
+  const started = Date.now();
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
   // ioredis Cluster wraps the node's own words (e.g. "cluster support disabled") in lastNodeError.
@@ -127,7 +128,7 @@ export async function redisReady(redis: RedisClient, where: string, timeoutMs = 
     const why = last ? `: ${last.message}` : '';
     if (redis.isCluster)
       throw new Error(
-        `${label} is not a ready cluster (waited up to ${timeoutMs} ms)${why}. ` +
+        `${label} is not a ready cluster (gave up after ${Date.now() - started} ms)${why}. ` +
           `Each seed must be a node of a Redis Cluster whose every slot is served (cluster_state:ok), ` +
           `reachable from here with the user and password of REDIS_URL; for one Redis, leave REDIS_CLUSTER_NODES unset.`,
       );
