@@ -1,8 +1,8 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import type { ChainableCommander, Cluster } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import { AppError } from '../errors/index.js';
-import { clusterBatch } from '../lib/cluster-batch.js';
+import { pipelineFor } from '../lib/cluster-batch.js';
 import type { RedisClient } from '../lib/redis.js';
 
 export interface RedisGuardOptions {
@@ -115,8 +115,7 @@ export class RedisGuard {
     let batch = this.batch;
     if (!batch) {
       // A cluster cannot pipeline keys of different slots: there each command goes to its own node.
-      const pipeline = this.redis.isCluster ? clusterBatch(this.redis as Cluster) : this.redis.pipeline();
-      batch = this.batch = { pipeline, parts: [] };
+      batch = this.batch = { pipeline: pipelineFor(this.redis), parts: [] };
       setImmediate(() => void this.flush());
     }
     const from = batch.pipeline.length;

@@ -1,5 +1,5 @@
-import type { ChainableCommander, Cluster } from 'ioredis';
-import { isRedisUnavailable } from './redis.js';
+import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import { isRedisUnavailable, type RedisClient } from './redis.js';
 
 type Call = [name: string, args: unknown[]];
 
@@ -47,4 +47,13 @@ export function clusterBatch(cluster: Cluster): ChainableCommander {
     },
   });
   return proxy as ChainableCommander;
+}
+
+/**
+ * A batch of commands to send together: a pipeline on one Redis (one write, one round trip), a
+ * {@link clusterBatch} on a Redis Cluster, where a pipeline must keep to one node's slots. The one
+ * place the project builds pipelines, so none can span slots unnoticed.
+ */
+export function pipelineFor(redis: RedisClient): ChainableCommander {
+  return redis.isCluster ? clusterBatch(redis as Cluster) : (redis as Redis).pipeline();
 }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { type Job, type JobsOptions, Queue } from 'bullmq';
 import type { Tier } from '../auth/key-store.js';
+import { pipelineFor } from '../lib/cluster-batch.js';
 import type { RedisClient } from '../lib/redis.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
@@ -206,7 +207,8 @@ export class JobProducer {
 
   private flushBacklogs(window: number): void {
     this.backlogFlush = undefined;
-    const pipeline = this.deps.redis.pipeline();
+    // Tenants' counters live in many slots: on a Redis Cluster this is one command per key.
+    const pipeline = pipelineFor(this.deps.redis);
     const sent: [string, { known: number; unsent: number }, number][] = [];
     for (const [key, b] of this.backlogs) {
       // Counts of a window that has passed are no one's business any more.

@@ -83,9 +83,10 @@ describe('every multi-key Redis command stays in one cluster slot', () => {
     const audited: Record<string, string> = {
       'src/skills/registry.ts': 'MULTI on the registry keys; the sweep script takes the live key only',
       'src/gateway/presence.ts': 'MULTI on one key',
-      'src/queue/producer.ts': 'MULTI (INCR, EXPIRE) on one backlog key',
+      'src/queue/producer.ts': 'HMGET on one job hash',
       'src/cache/rate-limiter.ts': 'the token-bucket script takes one key',
       'src/lib/redis-scan.ts': 'UNLINK of many keys on one Redis only; one key each in a cluster',
+      'src/lib/cluster-batch.ts': 'pipelines: on a cluster, one command per key instead (pipelineFor)',
     };
     const root = fileURLToPath(new URL('../../', import.meta.url));
     const found = new Set<string>();
@@ -95,7 +96,11 @@ describe('every multi-key Redis command stays in one cluster slot', () => {
         if (e.isDirectory()) walk(path);
         else if (path.endsWith('.ts')) {
           const text = readFileSync(path, 'utf8');
-          if (/\.(multi|eval|evalsha|mget|mset|unlink|del|rename|sunionstore|zunionstore)\(|defineCommand\(/.test(text))
+          if (
+            /\.(multi|pipeline|eval|evalsha|mget|hmget|mset|unlink|del|rename|sunionstore|zunionstore)\(|defineCommand\(/.test(
+              text,
+            )
+          )
             found.add(relative(root, path));
         }
       }
