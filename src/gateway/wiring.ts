@@ -74,7 +74,7 @@ export async function openGateway(
   });
   await jobs.start();
   // Streamed generations (OpenAI-compatible `stream: true`) read their tokens over a connection of their own.
-  const tokenConnection = createRedis(config.REDIS_URL, { name: 'gateway-tokens', blocking: true });
+  const tokenConnection = openRedis(config, { name: 'gateway-tokens', blocking: true, autoPipelining: true });
   const tokens = new TokenStreamReader(tokenConnection, redis, config.KEY_PREFIX, logger);
   const skills = new CachedRegistry(
     new SkillRegistry(redis, config.KEY_PREFIX),

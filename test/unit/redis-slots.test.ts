@@ -9,6 +9,7 @@ import type { Principal } from '../../src/auth/key-store.js';
 import { RateLimiter } from '../../src/cache/rate-limiter.js';
 import { ResponseCache } from '../../src/cache/response-cache.js';
 import { queuePrefix } from '../../src/queue/job.js';
+import { tokenStreamKeys } from '../../src/queue/token-stream.js';
 import { registryKeys } from '../../src/skills/registry.js';
 import { Redis } from 'ioredis';
 
@@ -42,6 +43,11 @@ describe('every multi-key Redis command stays in one cluster slot', () => {
       }
     }
     assert.ok(slots.size > 1, 'one hash tag per queue, so queues can live on different masters');
+  });
+
+  it("a streamed job's token stream, owner and readers keys share a slot", () => {
+    const { stream, owner, readers } = tokenStreamKeys(PREFIX, 'c-0123abcd');
+    oneSlot([stream, owner, readers], 'token stream');
   });
 
   it("the registry's catalogue and live hashes (one MULTI) share a slot", () => {
@@ -86,6 +92,8 @@ describe('every multi-key Redis command stays in one cluster slot', () => {
       'src/queue/producer.ts': 'HMGET on one job hash',
       'src/cache/rate-limiter.ts': 'the token-bucket script takes one key',
       'src/lib/redis-scan.ts': 'UNLINK of many keys on one Redis only; one key each in a cluster',
+      'src/queue/token-reader.ts':
+        'MULTI on one key (readers); XREAD of many streams on one Redis only, one stream per XREAD on a cluster',
       'src/lib/cluster-batch.ts': 'pipelines: on a cluster, one command per key instead (pipelineFor)',
     };
     const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -97,7 +105,7 @@ describe('every multi-key Redis command stays in one cluster slot', () => {
         else if (path.endsWith('.ts')) {
           const text = readFileSync(path, 'utf8');
           if (
-            /\.(multi|pipeline|eval|evalsha|mget|hmget|mset|unlink|del|rename|sunionstore|zunionstore)\(|defineCommand\(/.test(
+            /\.(multi|pipeline|eval|evalsha|mget|hmget|mset|unlink|del|rename|sunionstore|zunionstore|xread)\(|defineCommand\(/.test(
               text,
             )
           )
