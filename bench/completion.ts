@@ -89,7 +89,7 @@ function connections(name: string): { redis: Redis; listener: Redis } {
 async function queueEventsVariant(): Promise<Variant> {
   const { redis, listener } = connections('events');
   await redisReady(redis, redisUrl);
-  const prefix = queuePrefix(keyPrefix);
+  const prefix = queuePrefix(keyPrefix, QUEUES.events);
   const queue = new Queue<InferJobData, InferJobResult>(QUEUES.events, { connection: redis, prefix });
   // waitUntilFinished adds a listener per waiting job on both.
   queue.setMaxListeners(0);
@@ -138,7 +138,7 @@ async function perJobVariant(): Promise<Variant> {
   await redisReady(redis, redisUrl);
   const queue = new Queue<InferJobData, InferJobResult>(QUEUES.perJob, {
     connection: redis,
-    prefix: queuePrefix(keyPrefix),
+    prefix: queuePrefix(keyPrefix, QUEUES.perJob),
   });
   const waiters = new Map<string, (msg: CompletionMessage) => void>();
   listener.on('message', (channel: string, message: string) => waiters.get(channel)?.(JSON.parse(message)));

@@ -1,11 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { Redis } from 'ioredis';
 import { hashKey, KeyStore, type Tier, tiers } from '../../src/auth/key-store.js';
 import type { Config } from '../../src/config/index.js';
 import { migrate } from '../../src/db/migrate.js';
 import { createPgPool } from '../../src/lib/postgres.js';
+import { closeRedis, describeRedis, openRedis, redisReady } from '../../src/lib/redis.js';
+import { deleteMatching } from '../../src/lib/redis-scan.js';
 import type { Scenario } from './scenario.js';
 
 /** Every tenant a load test creates is named `loadtest-<run>-…`, every key `loadtest`. */
@@ -209,19 +210,13 @@ export async function removeLeftovers(config: Config): Promise<number> {
   }
 }
 
-/** Cached answers are keyed `<prefix>:cache:<tenant id>:<hash>`: remove the run's tenants' ones. */
+/** Cached answers are keyed `<prefix>:cache:<tenant id>:{<hash>}`: remove the run's tenants' ones. */
 async function deleteCacheEntries(config: Config, tenantIds: string[]): Promise<void> {
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 2 });
+  const redis = openRedis(config, { name: 'loadtest-keys', commandTimeoutMs: 5_000 });
   try {
-    for (const id of tenantIds) {
-      let cursor = '0';
-      do {
-        const [next, found] = await redis.scan(cursor, 'MATCH', `${config.KEY_PREFIX}:cache:${id}:*`, 'COUNT', 1000);
-        cursor = next;
-        if (found.length > 0) await redis.unlink(...found);
-      } while (cursor !== '0');
-    }
+    await redisReady(redis, describeRedis(config));
+    for (const id of tenantIds) await deleteMatching(redis, `${config.KEY_PREFIX}:cache:${id}:*`);
   } finally {
-    redis.disconnect();
+    await closeRedis(redis);
   }
 }

@@ -1,4 +1,5 @@
-import type { ChainableCommander, ClientContext, Redis, Result } from 'ioredis';
+import type { ChainableCommander, ClientContext, Result } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import { LRUCache } from 'lru-cache';
 import type { Principal, Tier } from '../auth/key-store.js';
 import { AppError } from '../errors/index.js';
@@ -35,7 +36,7 @@ export class RateLimiter {
   private readonly now: () => number;
 
   constructor(
-    redis: Redis,
+    redis: RedisClient,
     private readonly opts: RateLimiterOptions,
   ) {
     redis.defineCommand(COMMAND, { numberOfKeys: 1, lua: tokenBucketLua });

@@ -1,7 +1,9 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
 import { AppError } from '../errors/index.js';
+import { pipelineFor } from '../lib/cluster-batch.js';
+import type { RedisClient } from '../lib/redis.js';
 import { SettleTimeout, settleWithin } from '../lib/settle-within.js';
 
 export interface RedisGuardOptions {
@@ -49,7 +51,7 @@ export class RedisGuard {
   private readonly probe?: NodeJS.Timeout;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     opts: RedisGuardOptions,
   ) {
     // The timeout is settleWithin's, not opossum's: a gateway that was itself stalled must not
@@ -118,7 +120,8 @@ export class RedisGuard {
       return Promise.reject(new AppError('QUEUE_UNAVAILABLE', 'Redis is not connected'));
     let batch = this.batch;
     if (!batch) {
-      batch = this.batch = { pipeline: this.redis.pipeline(), parts: [] };
+      // A cluster cannot pipeline keys of different slots: there each command goes to its own node.
+      batch = this.batch = { pipeline: pipelineFor(this.redis), parts: [] };
       setImmediate(() => void this.flush());
     }
     const from = batch.pipeline.length;

@@ -40,9 +40,12 @@ export class ResponseCache {
     });
   }
 
-  /** `<prefix>:cache:<tenant|shared>:<hash>`. */
+  /**
+   * `<prefix>:cache:<tenant|shared>:{<hash>}`: hash-tagged, so the entry and the keys made from it
+   * (`…:refreshing`) share a Redis Cluster slot, and entries spread over the cluster by hash.
+   */
   redisKey(scope: string, hash: string): string {
-    return `${this.opts.keyPrefix}:cache:${scope}:${hash}`;
+    return `${this.opts.keyPrefix}:cache:${scope}:{${hash}}`;
   }
 
   /**

@@ -3,7 +3,8 @@ import { existsSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { type Config, redactUrl } from '../config/index.js';
 import { createPgPool } from '../lib/postgres.js';
-import { createRedis } from '../lib/redis.js';
+import { closeRedis, createRedis, describeRedis, openRedis, redisReady } from '../lib/redis.js';
+import { keyHolders } from '../lib/redis-scan.js';
 import { type NginxVersion, parseNginxVersion } from './nginx.js';
 
 /** A problem found before start-up, with what to do about it. */
@@ -17,6 +18,7 @@ export class PreflightError extends Error {
  * (`warn`); with it, returns undefined.
  */
 export async function checkRedis(config: Config): Promise<string | undefined> {
+  if (config.REDIS_CLUSTER_NODES.length > 0) return checkRedisCluster(config);
   const redis = createRedis(config.REDIS_URL, {
     name: 'preflight',
     retryStrategy: () => null,
@@ -46,6 +48,35 @@ export async function checkRedis(config: Config): Promise<string | undefined> {
   const fix =
     `  Turn AOF on: redis-cli -u ${url} CONFIG SET appendonly yes (and put "appendonly yes" in its\n` +
     `  redis.conf), or start Redis with the project's redis/redis.conf (bash scripts/services.sh does).`;
+  if (config.REDIS_PERSISTENCE === 'require') {
+    throw new PreflightError(`${problem}\n${fix}\n  To run anyway (development only): REDIS_PERSISTENCE=warn.`);
+  }
+  return `WARNING: ${problem}\n${fix}`;
+}
+
+/** {@link checkRedis} for a Redis Cluster: it is ready (every slot served), and every master keeps an AOF. */
+async function checkRedisCluster(config: Config): Promise<string | undefined> {
+  const redis = openRedis(config, { name: 'preflight', commandTimeoutMs: 5_000 });
+  const where = describeRedis(config);
+  const noAof: string[] = [];
+  try {
+    try {
+      await redisReady(redis, where, 10_000);
+    } catch (err) {
+      throw new PreflightError((err as Error).message);
+    }
+    for (const node of keyHolders(redis)) {
+      const info = await node.info('persistence');
+      if (!/^aof_enabled:1\b/m.test(info)) noAof.push(`${node.options.host}:${node.options.port}`);
+    }
+  } finally {
+    await closeRedis(redis);
+  }
+  if (noAof.length === 0) return undefined;
+  const problem =
+    `${where}: masters ${noAof.join(', ')} do not persist their writes (appendonly no): a restart ` +
+    `would lose the accepted jobs they hold.`;
+  const fix = `  Turn AOF on on every node (appendonly yes in each node's redis.conf, or CONFIG SET appendonly yes).`;
   if (config.REDIS_PERSISTENCE === 'require') {
     throw new PreflightError(`${problem}\n${fix}\n  To run anyway (development only): REDIS_PERSISTENCE=warn.`);
   }

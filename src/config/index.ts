@@ -71,6 +71,27 @@ const batchOverrides = z
     return out;
   });
 
+/** `host:port,host:port` → seed nodes of a Redis Cluster; empty: one Redis (REDIS_URL). */
+const clusterNodes = z
+  .string()
+  .default('')
+  .transform((s, ctx) => {
+    const nodes: { host: string; port: number }[] = [];
+    for (const entry of s
+      .split(',')
+      .map((p) => p.trim())
+      .filter(Boolean)) {
+      const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9_.-]+):(\d{1,5})$/.exec(entry);
+      const port = Number(match?.[2]);
+      if (!match || port < 1 || port > 65535) {
+        ctx.addIssue({ code: 'custom', message: `"${entry}" is not host:port, e.g. redis-0.redis:6379` });
+        return z.NEVER;
+      }
+      nodes.push({ host: match[1]!.replace(/^\[|\]$/g, ''), port });
+    }
+    return nodes;
+  });
+
 /**
  * Every setting of every role, read from the environment once.
  * Only this module reads `process.env`; everything else receives a {@link Config}.
@@ -84,6 +105,12 @@ export const configSchema = z.object({
    * accepted job: `require` refuses to start, `warn` starts anyway and says so loudly.
    */
   REDIS_PERSISTENCE: z.enum(['require', 'warn']).default('require'),
+  /**
+   * A Redis Cluster instead of one Redis: `host:port` seeds, comma-separated (any few of its
+   * masters or replicas; the client learns the rest). REDIS_URL then gives only the scheme
+   * (`rediss://` for TLS), user and password, which every node shares; its host is not used.
+   */
+  REDIS_CLUSTER_NODES: clusterNodes,
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/ }).default('postgres://postgres@127.0.0.1:5432/postgres'),
   /**
    * Passwords kept apart from the URLs, so the URLs can live in a ConfigMap and the passwords in

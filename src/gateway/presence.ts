@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 
 /**
  * Each gateway notes itself in Redis every `intervalMs`, and counts the others. The count sizes
@@ -11,7 +11,7 @@ export class GatewayPresence {
   private readonly key: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     keyPrefix: string,
     private readonly instance: string,
     private readonly intervalMs: number,

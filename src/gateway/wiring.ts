@@ -7,7 +7,7 @@ import type { Config } from '../config/index.js';
 import { migrate } from '../db/migrate.js';
 import type { ShutdownStep } from '../lib/lifecycle.js';
 import { createPgPool } from '../lib/postgres.js';
-import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
+import { closeRedis, describeRedis, openRedis, redisReady } from '../lib/redis.js';
 import { PgEntityStore } from '../memory/pg-entity-store.js';
 import type { Logger } from '../observability/logger.js';
 import type { Registry } from 'prom-client';
@@ -39,13 +39,17 @@ export async function openGateway(
   config: Config,
   { instance, logger, metrics }: { instance: string; logger: Logger; metrics: Registry },
 ): Promise<OpenGateway> {
-  const redis = createRedis(config.REDIS_URL, { name: 'gateway', commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
-  const subscriber = createRedis(config.REDIS_URL, { name: 'gateway-sub', blocking: true });
+  const redis = openRedis(config, { name: 'gateway', commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS });
+  const subscriber = openRedis(config, { name: 'gateway-sub', blocking: true });
   // The rate limiter and cache get a connection of their own: BullMQ defines dozens of scripts on
   // the queue connection, and ioredis copies them into every pipeline built on it (~10x the cost).
   // Its commands are bounded like the breaker's calls, so a hung Redis does not pile them up.
-  const hot = createRedis(config.REDIS_URL, { name: 'gateway-hot', commandTimeoutMs: config.REDIS_TIMEOUT_MS });
-  await Promise.all([redisReady(redis, config.REDIS_URL), redisReady(hot, config.REDIS_URL)]);
+  const hot = openRedis(config, {
+    name: 'gateway-hot',
+    commandTimeoutMs: config.REDIS_TIMEOUT_MS,
+    autoPipelining: true,
+  });
+  await Promise.all([redisReady(redis, describeRedis(config)), redisReady(hot, describeRedis(config))]);
   const pg = createPgPool(config.DATABASE_URL, { name: 'skillserve-gateway', schema: config.DATABASE_SCHEMA });
   const applied = await migrate(pg, config.DATABASE_SCHEMA);
   if (applied.length > 0) logger.info({ applied }, 'migrations applied');
@@ -72,7 +76,7 @@ export async function openGateway(
   });
   await jobs.start();
   // Streamed generations (OpenAI-compatible `stream: true`) read their tokens over a connection of their own.
-  const tokenConnection = createRedis(config.REDIS_URL, { name: 'gateway-tokens', blocking: true });
+  const tokenConnection = openRedis(config, { name: 'gateway-tokens', blocking: true, autoPipelining: true });
   const tokens = new TokenStreamReader(tokenConnection, redis, config.KEY_PREFIX, logger);
   const directStreams = new DirectStreams();
   const skills = new CachedRegistry(

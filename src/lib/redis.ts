@@ -1,6 +1,6 @@
 import { once } from 'node:events';
-import { Redis, type RedisOptions } from 'ioredis';
-import { redactUrl } from '../config/index.js';
+import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { type Config, redactUrl } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import { socketFailureCodes } from './socket-errors.js';
 
@@ -47,22 +47,100 @@ export function createRedis(
   return redis;
 }
 
-/** Resolves once `redis` is ready; start-up fails with a clear message if it is not within `timeoutMs`. */
-export async function redisReady(redis: Redis, url: string, timeoutMs = 10_000): Promise<void> {
+/** One Redis or a Redis Cluster: what {@link openRedis} returns, and what the project's classes take. */
+export type RedisClient = Redis | Cluster;
+
+/** The settings that say where Redis is. */
+export type RedisTarget = Pick<Config, 'REDIS_URL' | 'REDIS_CLUSTER_NODES'>;
+
+/** Where Redis is, for messages: the URL without its password, or the cluster's seeds. */
+export function describeRedis(target: RedisTarget): string {
+  const nodes = target.REDIS_CLUSTER_NODES;
+  if (nodes.length === 0) return `Redis at ${redactUrl(target.REDIS_URL)}`;
+  return `Redis Cluster (REDIS_CLUSTER_NODES ${nodes.map((n) => `${n.host}:${n.port}`).join(',')})`;
+}
+
+/**
+ * The one way the roles open Redis: one server (REDIS_URL), or ioredis's Cluster client when
+ * REDIS_CLUSTER_NODES names seeds, with the same bounds either way (see {@link createRedis}).
+ * The single-server path is exactly createRedis. Cluster: the URL gives only the scheme (TLS),
+ * user and password; MOVED/ASK redirections (a failover, a resharding) are followed up to
+ * `maxRedirections` times, and TRYAGAIN/CLUSTERDOWN retried after 100 ms, within the command's bound.
+ */
+export function openRedis(
+  target: RedisTarget,
+  opts: { name: string; blocking?: boolean; commandTimeoutMs?: number; autoPipelining?: boolean },
+): RedisClient {
+  if (target.REDIS_CLUSTER_NODES.length === 0) {
+    const { autoPipelining: _a, ...rest } = opts;
+    return createRedis(target.REDIS_URL, rest);
+  }
+  const url = new URL(target.REDIS_URL);
+  const cluster = new Cluster(target.REDIS_CLUSTER_NODES, {
+    // Reads from masters only: a replica may lag, and a job or limiter read must see its own writes.
+    scaleReads: 'master',
+    enableReadyCheck: true,
+    maxRedirections: 16,
+    retryDelayOnFailover: 100,
+    retryDelayOnClusterDown: 100,
+    retryDelayOnTryAgain: 100,
+    slotsRefreshTimeout: 2_000,
+    clusterRetryStrategy: reconnectDelay,
+    // As createRedis: command connections fail at once while the cluster is unreachable.
+    enableOfflineQueue: opts.blocking === true,
+    // Groups each node's commands of one tick into one write: the gateway's hot path sends the
+    // limiter's and the cache's commands separately here (their keys are in different slots).
+    enableAutoPipelining: opts.autoPipelining === true,
+    redisOptions: {
+      connectionName: opts.name,
+      connectTimeout: 2_000,
+      ...(url.username ? { username: decodeURIComponent(url.username) } : {}),
+      ...(url.password ? { password: decodeURIComponent(url.password) } : {}),
+      ...(url.protocol === 'rediss:' ? { tls: {} } : {}),
+      ...(opts.blocking
+        ? { maxRetriesPerRequest: null }
+        : { maxRetriesPerRequest: 1, commandTimeout: opts.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS }),
+    },
+  });
+  cluster.on('error', () => undefined);
+  return cluster;
+}
+
+/**
+ * Resolves once `redis` is ready; start-up fails with a clear message if it is not within
+ * `timeoutMs` (`where` names it: {@link describeRedis}, or a URL).
+ */
+export async function redisReady(redis: RedisClient, where: string, timeoutMs = 10_000): Promise<void> {
   if (redis.status === 'ready') return;
+  const label = /^[a-z+]+:\/\//.test(where) ? `Redis at ${redactUrl(where)}` : where;
+  let last: Error | undefined;
+  const started = Date.now();
   const ac = new AbortController();
   const timer = setTimeout(() => ac.abort(), timeoutMs);
+  // ioredis Cluster wraps the node's own words (e.g. "cluster support disabled") in lastNodeError.
+  const onError = (err: Error & { lastNodeError?: Error }) => {
+    last = err.lastNodeError ? new Error(`${err.message} ${err.lastNodeError.message}`) : err;
+  };
+  redis.on('error', onError);
   try {
     await once(redis, 'ready', { signal: ac.signal });
   } catch {
-    throw new Error(`Redis at ${redactUrl(url)} is not reachable (waited ${timeoutMs} ms)`);
+    const why = last ? `: ${last.message}` : '';
+    if (redis.isCluster)
+      throw new Error(
+        `${label} is not a ready cluster (gave up after ${Date.now() - started} ms)${why}. ` +
+          `Each seed must be a node of a Redis Cluster whose every slot is served (cluster_state:ok), ` +
+          `reachable from here with the user and password of REDIS_URL; for one Redis, leave REDIS_CLUSTER_NODES unset.`,
+      );
+    throw new Error(`${label} is not reachable (waited ${timeoutMs} ms)${why}`);
   } finally {
     clearTimeout(timer);
+    redis.off('error', onError);
   }
 }
 
 /** Closes politely when connected (QUIT lets replies drain), at once otherwise: never waits on a dead Redis. */
-export async function closeRedis(redis: Redis): Promise<void> {
+export async function closeRedis(redis: RedisClient): Promise<void> {
   if (redis.status === 'ready') {
     await redis.quit().catch(() => redis.disconnect());
   } else {

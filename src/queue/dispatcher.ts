@@ -1,5 +1,5 @@
 import { type Job, Worker } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
@@ -27,9 +27,9 @@ import {
 export interface DispatcherDeps {
   config: Config;
   /** Commands and publishing. */
-  redis: Redis;
+  redis: RedisClient;
   /** A connection BullMQ workers may block on (maxRetriesPerRequest: null). */
-  workerConnection: Redis;
+  workerConnection: RedisClient;
   registry: CachedRegistry;
   pool: SkillClientPool;
   logger: Logger;
@@ -222,7 +222,7 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
     // Streamed jobs (OpenAI-compatible `stream: true`) bypass the batcher: see stream-job.ts.
     const worker = new Worker<InferJobData, InferJobResult>(skill, withStreaming(processor, deps), {
       connection: deps.workerConnection,
-      prefix: queuePrefix(config.KEY_PREFIX),
+      prefix: queuePrefix(config.KEY_PREFIX, skill),
       concurrency,
       // A dispatcher that dies mid-job stops renewing its locks; after lockDuration another
       // dispatcher's stalled-job check puts the job back in the queue: accepted work is not lost.

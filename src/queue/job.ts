@@ -36,9 +36,13 @@ export type CompletionMessage = { id: string; skill?: string } & (
   { ok: true; result: InferJobResult } | { ok: false; error: unknown }
 );
 
-/** BullMQ names queues `<prefix>:<name>`; ours are `<KEY_PREFIX>:skill:<skill>`. */
-export function queuePrefix(keyPrefix: string): string {
-  return `${keyPrefix}:skill`;
+/**
+ * BullMQ names a queue's keys `<prefix>:<name>:<suffix>`; ours `<KEY_PREFIX>:{skill:<skill>}:<skill>:…`.
+ * The hash tag puts all of one queue's keys in one Redis Cluster slot, which BullMQ's multi-key
+ * scripts need; one tag per queue (not one for all) spreads the queues over the cluster's masters.
+ */
+export function queuePrefix(keyPrefix: string, skill: string): string {
+  return `${keyPrefix}:{skill:${skill}}`;
 }
 
 /** One channel for the whole cluster: every gateway hears every completion (and so can coalesce). */

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { type Job, type JobsOptions, Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Tier } from '../auth/key-store.js';
+import { pipelineFor } from '../lib/cluster-batch.js';
+import type { RedisClient } from '../lib/redis.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
 import { Backpressure } from './backpressure.js';
@@ -17,9 +18,9 @@ import {
 
 export interface ProducerDeps {
   /** Commands: enqueue, job lookups. */
-  redis: Redis;
+  redis: RedisClient;
   /** A dedicated connection in subscriber mode. */
-  subscriber: Redis;
+  subscriber: RedisClient;
   keyPrefix: string;
   /** Finished synchronous jobs stay this long, so a waiter that missed the message can read them. */
   retentionS: number;
@@ -206,7 +207,8 @@ export class JobProducer {
 
   private flushBacklogs(window: number): void {
     this.backlogFlush = undefined;
-    const pipeline = this.deps.redis.pipeline();
+    // Tenants' counters live in many slots: on a Redis Cluster this is one command per key.
+    const pipeline = pipelineFor(this.deps.redis);
     const sent: [string, { known: number; unsent: number }, number][] = [];
     for (const [key, b] of this.backlogs) {
       // Counts of a window that has passed are no one's business any more.
@@ -377,7 +379,7 @@ export class JobProducer {
   private queue(skill: string): Queue {
     let queue = this.queues.get(skill);
     if (!queue) {
-      queue = new Queue(skill, { connection: this.deps.redis, prefix: queuePrefix(this.deps.keyPrefix) });
+      queue = new Queue(skill, { connection: this.deps.redis, prefix: queuePrefix(this.deps.keyPrefix, skill) });
       queue.on('error', (err) => this.deps.logger.warn({ err, skill }, 'queue error'));
       this.queues.set(skill, queue);
     }

@@ -1,5 +1,5 @@
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Registry } from 'prom-client';
 import { METRICS } from '../observability/catalogue.js';
 import { gauge } from '../observability/metrics.js';
@@ -29,7 +29,7 @@ function within<T>(p: Promise<T>, ms: number): Promise<T> {
  * skill. Every dispatcher reports the same numbers (queries deduplicate them with max).
  */
 export function registerQueueMetrics(deps: {
-  redis: Redis;
+  redis: RedisClient;
   registry: CachedRegistry;
   keyPrefix: string;
   metrics: Registry;
@@ -38,7 +38,7 @@ export function registerQueueMetrics(deps: {
   const queue = (skill: string) => {
     let q = queues.get(skill);
     if (!q) {
-      q = new Queue(skill, { connection: deps.redis, prefix: queuePrefix(deps.keyPrefix) });
+      q = new Queue(skill, { connection: deps.redis, prefix: queuePrefix(deps.keyPrefix, skill) });
       queues.set(skill, q);
     }
     return q;

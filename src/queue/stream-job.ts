@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Job } from 'bullmq';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Config } from '../config/index.js';
 import { AppError } from '../errors/index.js';
 import type { Logger } from '../observability/logger.js';
@@ -13,7 +13,7 @@ type Processor = (job: Job<InferJobData, InferJobResult>, token?: string) => Pro
 
 export interface StreamJobDeps {
   config: Config;
-  redis: Redis;
+  redis: RedisClient;
   pool: Pick<SkillClientPool, 'pick'>;
   logger: Logger;
 }

@@ -1,9 +1,15 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { Logger } from '../observability/logger.js';
 import { decodeEntry, type TokenEntry, tokenStreamKeys } from './token-stream.js';
 
 /** Longest one XREAD blocks; a new stream to follow interrupts it at once (CLIENT UNBLOCK). */
 const BLOCK_MS = 1_000;
+/**
+ * On a Redis Cluster each job's stream is in a slot of its own and one XREAD cannot span slots,
+ * nor can CLIENT UNBLOCK reach a blocked connection on another node: there the reader polls each
+ * stream (one non-blocking XREAD per stream, auto-pipelined per node) this often while idle.
+ */
+const CLUSTER_POLL_MS = 20;
 
 interface Follower {
   key: string;
@@ -28,8 +34,8 @@ export class TokenStreamReader {
   private closed = false;
 
   constructor(
-    private readonly blocking: Redis,
-    private readonly commands: Redis,
+    private readonly blocking: RedisClient,
+    private readonly commands: RedisClient,
     private readonly keyPrefix: string,
     private readonly logger: Logger,
   ) {
@@ -78,6 +84,8 @@ export class TokenStreamReader {
       void this.loop();
       return;
     }
+    // A polling reader (cluster) takes new streams on its next round.
+    if (this.blocking.isCluster) return;
     const interrupt = (tries: number) => {
       if (this.inFlight.has(key) || !this.followers.has(key) || tries > 20) return;
       if (this.clientId !== undefined && this.inFlight.size > 0) {
@@ -92,21 +100,24 @@ export class TokenStreamReader {
   private async loop(): Promise<void> {
     try {
       while (this.followers.size > 0 && !this.closed) {
-        if (this.clientId === undefined) this.clientId = Number(await this.blocking.client('ID'));
+        if (this.clientId === undefined && !this.blocking.isCluster)
+          this.clientId = Number(await this.blocking.client('ID'));
         const keys = [...this.followers.keys()];
         const ids = keys.map((k) => this.lastIdOf(k));
         this.inFlight = new Set(keys);
         let reply: [string, [string, string[]][]][] | null;
         try {
-          reply = (await this.blocking.xread(
-            'COUNT',
-            1000,
-            'BLOCK',
-            BLOCK_MS,
-            'STREAMS',
-            ...keys,
-            ...ids,
-          )) as typeof reply;
+          reply = this.blocking.isCluster
+            ? await this.poll(keys, ids)
+            : ((await this.blocking.xread(
+                'COUNT',
+                1000,
+                'BLOCK',
+                BLOCK_MS,
+                'STREAMS',
+                ...keys,
+                ...ids,
+              )) as typeof reply);
         } catch (err) {
           this.inFlight = new Set();
           for (const set of this.followers.values()) for (const f of set) f.onError(err);
@@ -134,6 +145,19 @@ export class TokenStreamReader {
       // A stream followed while the loop was ending starts it again.
       if (this.followers.size > 0 && !this.closed) this.wake([...this.followers.keys()][0]!);
     }
+  }
+
+  /** One round of a cluster's polling reader: each stream on its own; waits a little when none had news. */
+  private async poll(keys: string[], ids: string[]): Promise<[string, [string, string[]][]][] | null> {
+    const replies = await Promise.all(
+      keys.map(
+        (k, i) =>
+          this.blocking.xread('COUNT', 1000, 'STREAMS', k, ids[i]!) as Promise<[string, [string, string[]][]][] | null>,
+      ),
+    );
+    const reply = replies.flatMap((r) => r ?? []);
+    if (reply.length === 0) await new Promise((r) => setTimeout(r, CLUSTER_POLL_MS));
+    return reply;
   }
 
   /** Followers of one stream read together: from the earliest entry any of them still needs. */

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 
 /**
  * The token channel of a streamed job: a Redis Stream per job, written by the one dispatcher
@@ -60,7 +60,7 @@ export class TokenStreamWriter {
   private readonly keys: ReturnType<typeof tokenStreamKeys>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     keyPrefix: string,
     jobId: string,
     /** Epoch ms after which nobody reads the stream (the job's deadline). */

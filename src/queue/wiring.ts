@@ -1,8 +1,7 @@
-import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
 import type { Config } from '../config/index.js';
 import type { ShutdownStep } from '../lib/lifecycle.js';
-import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
+import { closeRedis, describeRedis, openRedis, type RedisClient, redisReady } from '../lib/redis.js';
 import type { Logger } from '../observability/logger.js';
 import { CachedRegistry, SkillRegistry } from '../skills/registry.js';
 import { createSkillPool } from '../skills/skill-pool.js';
@@ -11,7 +10,7 @@ import { createDispatcher, type Dispatcher } from './dispatcher.js';
 export interface OpenDispatcher {
   dispatcher: Dispatcher;
   /** The dispatcher's own Redis connection (not the workers' blocking one). */
-  redis: Redis;
+  redis: RedisClient;
   registry: CachedRegistry;
   /** Closing steps, in order. */
   closing: ShutdownStep[];
@@ -26,12 +25,12 @@ export async function openDispatcher(
   config: Config,
   { logger, metrics }: { logger: Logger; metrics: Registry },
 ): Promise<OpenDispatcher> {
-  const redis = createRedis(config.REDIS_URL, {
+  const redis = openRedis(config, {
     name: 'dispatcher',
     commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
   });
-  const workerConnection = createRedis(config.REDIS_URL, { name: 'dispatcher-worker', blocking: true });
-  await redisReady(redis, config.REDIS_URL);
+  const workerConnection = openRedis(config, { name: 'dispatcher-worker', blocking: true });
+  await redisReady(redis, describeRedis(config));
   const registry = new CachedRegistry(
     new SkillRegistry(redis, config.KEY_PREFIX),
     config.REGISTRY_CACHE_MS,

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../lib/redis.js';
 import type { ModelState, SkillDescriptor } from './backend.js';
 
 /** A skill as the catalogue knows it: what it offers, whether or not a replica is up. */
@@ -51,11 +51,10 @@ export class SkillRegistry {
   private readonly liveKey: string;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     prefix: string,
   ) {
-    this.catalogueKey = `${prefix}:registry:catalogue`;
-    this.liveKey = `${prefix}:registry:live`;
+    ({ catalogue: this.catalogueKey, live: this.liveKey } = registryKeys(prefix));
   }
 
   async announce(replica: Omit<SkillReplica, 'expiresAt'>, ttlMs: number): Promise<void> {
@@ -103,6 +102,14 @@ export class SkillRegistry {
     }
     return { catalogue, live };
   }
+}
+
+/**
+ * The registry's two hashes. One hash tag for both: snapshot reads them in one MULTI and announce
+ * writes them in one, which a Redis Cluster runs only within one slot.
+ */
+export function registryKeys(prefix: string): { catalogue: string; live: string } {
+  return { catalogue: `${prefix}:{registry}:catalogue`, live: `${prefix}:{registry}:live` };
 }
 
 /** HDEL each field whose value is still the one given (compare-and-delete). */

@@ -1,7 +1,7 @@
 import type { Registry } from 'prom-client';
 import { type Config, instanceId } from '../config/index.js';
 import type { ShutdownStep } from '../lib/lifecycle.js';
-import { closeRedis, createRedis, redisReady } from '../lib/redis.js';
+import { closeRedis, describeRedis, openRedis, type RedisClient, redisReady } from '../lib/redis.js';
 import { buildVersion } from '../lib/version.js';
 import type { Logger } from '../observability/logger.js';
 import { advertisedHost, hostPort } from './advertise.js';
@@ -56,7 +56,7 @@ export async function openSkill(
   const address = hostPort(advertisedHost(config), port);
   const instance = instanceId(config, `skill-${name}`, port);
 
-  let redis: ReturnType<typeof createRedis> | undefined;
+  let redis: RedisClient | undefined;
   let registry: SkillRegistry | undefined;
   let heartbeat: NodeJS.Timeout | undefined;
   let retry: NodeJS.Timeout | undefined;
@@ -103,11 +103,11 @@ export async function openSkill(
     address,
     instance,
     async announce() {
-      redis = createRedis(config.REDIS_URL, {
+      redis = openRedis(config, {
         name: `skill-${name}`,
         commandTimeoutMs: config.REDIS_COMMAND_TIMEOUT_MS,
       });
-      await redisReady(redis, config.REDIS_URL);
+      await redisReady(redis, describeRedis(config));
       registry = new SkillRegistry(redis, config.KEY_PREFIX);
       await registry.announce(replica(), config.SKILL_TTL_MS);
       announcedAt = Date.now();

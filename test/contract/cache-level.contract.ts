@@ -9,7 +9,7 @@ import type { CacheEntry } from '../../src/cache/response-cache.js';
  * from either gets the same answer, and neither ever hands out an expired entry as fresh.
  */
 export interface CacheLevelUnderTest {
-  /** `<prefix>:cache:<scope>:<hash>`: the key the gateway would use. */
+  /** `<prefix>:cache:<scope>:{<hash>}`: the key the gateway would use. */
   key(scope: string, hash: string): string;
   /** An entry fresh for `ttlS` from now. */
   entry<T>(value: T, ttlS: number): CacheEntry<T>;

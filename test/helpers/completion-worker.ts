@@ -56,7 +56,7 @@ export function startCompletionWorker(opts: CompletionWorkerOptions): Worker<Inf
   };
   const worker = new Worker<InferJobData, InferJobResult>(skill, processor, {
     connection: opts.connection,
-    prefix: queuePrefix(opts.keyPrefix),
+    prefix: queuePrefix(opts.keyPrefix, skill),
     concurrency: opts.concurrency ?? 1,
     autorun: opts.autorun ?? true,
   });

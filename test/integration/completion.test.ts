@@ -217,7 +217,7 @@ describe('job completion: the shared channel and the safety net at the deadline'
     const id = `c-${randomUUID()}`;
     const hasty = producer.run(data(skill, 300), { coalesceId: id, priority: 1 });
     // The hasty request's add comes first, so the shared job carries its deadline.
-    const jobKey = `${queuePrefix(keyPrefix)}:${skill}:${id}`;
+    const jobKey = `${queuePrefix(keyPrefix, skill)}:${skill}:${id}`;
     await eventually(async () => assert.equal(await commands.exists(jobKey), 1, 'the hasty add is in'), {
       intervalMs: 20,
     });
@@ -266,7 +266,7 @@ describe('job completion: the shared channel and the safety net at the deadline'
 
   /** Whether the queue's events stream shows job `id` added and then added again (found existing). */
   async function addedAndDuplicated(skill: string, id: string): Promise<boolean> {
-    const entries = await commands.xrange(`${queuePrefix(keyPrefix)}:${skill}:events`, '-', '+');
+    const entries = await commands.xrange(`${queuePrefix(keyPrefix, skill)}:${skill}:events`, '-', '+');
     const events = entries
       .map(([, fields]) => Object.fromEntries(pairs(fields)))
       .filter((e) => e.jobId === id)

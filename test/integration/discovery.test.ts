@@ -148,7 +148,7 @@ describe('discovery and the client pool, with two real nlp replicas', () => {
     assert.ok(!live.some((r) => r.address === victim.address));
     // The swept entry is gone from Redis too, not just filtered.
     await eventually(async () => {
-      const fields = await redis.hkeys(`${config.KEY_PREFIX}:registry:live`);
+      const fields = await redis.hkeys(`${config.KEY_PREFIX}:{registry}:live`);
       assert.deepEqual(fields, [`nlp|${survivor.address}`]);
     });
     assert.deepEqual(await callMany(50, 8), []);

@@ -58,7 +58,7 @@ describe('dispatcher batching against a real skill', () => {
   async function run(skill: string, items: InferJobData['item'][]): Promise<CompletionMessage[]> {
     let queue = queues.get(skill);
     if (!queue) {
-      queue = new Queue<InferJobData>(skill, { connection: redis, prefix: queuePrefix(config.KEY_PREFIX) });
+      queue = new Queue<InferJobData>(skill, { connection: redis, prefix: queuePrefix(config.KEY_PREFIX, skill) });
       queues.set(skill, queue);
     }
     const ids = items.map(() => randomUUID());

@@ -93,7 +93,7 @@ describe('the queue path: coalescing, deadlines, overload, async jobs, stalled-j
     }
     const before = await skillItemsComputed(config.KEY_PREFIX, 'nlp');
     await eventually(async () => {
-      const q = new Queue('nlp', { connection: { url: REDIS_URL }, prefix: queuePrefix(config.KEY_PREFIX) });
+      const q = new Queue('nlp', { connection: { url: REDIS_URL }, prefix: queuePrefix(config.KEY_PREFIX, 'nlp') });
       try {
         const counts = await q.getJobCounts('waiting', 'prioritized', 'active');
         assert.equal(counts.waiting! + counts.prioritized! + counts.active!, 0);
