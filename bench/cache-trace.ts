@@ -5,7 +5,7 @@
  *
  *   npm run bench:cache-trace
  */
-import { benchmarksPath, machine, writeSection } from './doc-section.js';
+import { benchmarksPath, machine, writeSection } from './lib/doc-section.js';
 import { generateTrace, simulate, type Policy, type SimResult, type TraceParams } from './cache-trace-sim.js';
 
 const TRACE: TraceParams = {

@@ -30,9 +30,9 @@ import { priorityFor } from '../src/queue/priority.js';
 import { JobProducer, RETAINED_JOBS, waitedJobOptions } from '../src/queue/producer.js';
 import { perJobChannel } from '../test/helpers/completion-worker.js';
 import { deleteKeys } from '../test/helpers/env.js';
-import { fixed, machine, revision, writeSection } from './doc-section.js';
-import { killAllSync, stopChild, track } from './processes.js';
-import { median, percentile } from './queue-load.js';
+import { fixed, machine, revision, writeSection } from './lib/doc-section.js';
+import { killAllSync, stopChild, track } from './lib/processes.js';
+import { median, percentile } from './lib/stats.js';
 
 const latencyJobs = Number(process.env.BENCH_LATENCY_JOBS ?? 2_000);
 const throughputJobs = Number(process.env.BENCH_THROUGHPUT_JOBS ?? 20_000);

@@ -23,10 +23,11 @@ import { SkillClient } from '../src/skills/client.js';
 import { SkillRegistry } from '../src/skills/registry.js';
 import { skillItemsComputed } from '../test/helpers/skill-metrics.js';
 import { type BenchCluster, startBenchCluster } from './cluster.js';
-import { fixed, machine, revision, writeSection } from './doc-section.js';
-import { fixedFloats, keepAliveClient, median, MLP_WIDTH, mlpBody, percentile, wrkMlp } from './queue-load.js';
-import { killAllSync } from './processes.js';
-import type { WrkResult } from './wrk.js';
+import { fixed, machine, revision, writeSection } from './lib/doc-section.js';
+import { median, percentile } from './lib/stats.js';
+import { fixedFloats, keepAliveClient, MLP_WIDTH, mlpBody, wrkMlp } from './queue-load.js';
+import { killAllSync } from './lib/processes.js';
+import type { WrkResult } from './lib/wrk.js';
 
 const durationS = Number(process.env.BENCH_DURATION_S ?? 8);
 const pairs = Number(process.env.BENCH_PAIRS ?? 3);

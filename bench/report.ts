@@ -1,5 +1,5 @@
 import type { Breakdown } from './breakdown.js';
-import type { WrkResult } from './wrk.js';
+import type { WrkResult } from './lib/wrk.js';
 
 export type StackName = 'infer' | 'cached' | 'express' | 'http';
 

@@ -11,7 +11,7 @@
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { writeSection } from '../bench/doc-section.js';
+import { writeSection } from '../bench/lib/doc-section.js';
 import { loadConfig } from '../src/config/index.js';
 import { docsDir, writeCsv } from './lib/csv.js';
 import { createKeys, defaultKeysPath, planFor, removeKeys } from './lib/keys.js';
