@@ -15,8 +15,8 @@ import { benchmarksPath, writeSection } from './lib/doc-section.js';
 import { randomUUID } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { http, startTestCluster } from '../test/helpers/cluster.js';
-import { testConfig } from '../test/helpers/env.js';
+import { http } from '../test/helpers/cluster.js';
+import { type BenchCluster, startBenchCluster } from './cluster.js';
 import { median } from './lib/stats.js';
 import { treeCpuMs } from './lib/proc-cpu.js';
 import { runWrk, type WrkResult } from './lib/wrk.js';
@@ -92,23 +92,18 @@ interface Window {
   cpuPerRequest: Record<(typeof roles)[number], number>;
 }
 
-type Cluster = Awaited<ReturnType<typeof startTestCluster>>;
-
+/** The cluster the other benchmarks start (bench/cluster.ts), with batching on or off. */
 async function start(env: Record<string, string>) {
-  const t = await testConfig({
-    LOG_LEVEL: 'warn',
-    // The benchmark measures the model path, not the limits in front of it.
-    RATE_LIMITS: 'free=100,standard=1000,premium=1000000000',
-    NGINX_RATE_PER_IP: '1000000',
-    NGINX_BURST_PER_IP: '1000000',
+  const cluster = await startBenchCluster((line) => process.stdout.write(`  cluster: ${line}\n`), {
     REQUEST_TIMEOUT_MS: '20000',
+    // The pairs compare fixed clusters: the autoscaler must not add a gateway to one of them.
+    AUTOSCALE: 'off',
     ...env,
   });
-  const cluster = await startTestCluster(t.config, t.env);
-  return { cluster, cleanup: t.cleanup, url: `${cluster.endpoint}/v1/skills/nlp/infer`, key: cluster.devKey.key };
+  return { cluster, url: cluster.url, key: cluster.headers.Authorization!.replace(/^Bearer /, '') };
 }
 
-function rolePids(cluster: Cluster): Record<string, number[]> {
+function rolePids(cluster: BenchCluster): Record<string, number[]> {
   const out: Record<string, number[]> = { nginx: [], gateways: [], dispatcher: [], skill: [] };
   for (const p of cluster.processes) {
     const name = p.spec.name;
@@ -177,7 +172,6 @@ async function main(): Promise<void> {
   } finally {
     for (const c of Object.values(clusters)) {
       await c.cluster.stop();
-      await c.cleanup();
     }
   }
   report(windows, ratios);
