@@ -178,7 +178,7 @@ function section(rounds: Round[], load: [number, number]): string {
       `${s.p99Ms.toFixed(1)} ms | ${s.errors} | ${pct(s.clientCpu)} | ${pct(s.skillCpu)} | ` +
       `${Math.round(s.perCpuS).toLocaleString('en-US')} |`,
   );
-  return `## gRPC channels per replica: 1 vs 4 (issue 3)
+  return `## gRPC channels per replica: 1 vs 4
 
 Measured ${new Date().toISOString()} with:
 

@@ -290,7 +290,7 @@ function report(r: {
   const o = r.over;
   const d = (p: number) => percentile(o.cluster, p) - percentile(o.direct, p);
   return [
-    '## The queue path: batching on the ONNX mlp, overhead, coalescing (issue 5)',
+    '## The queue path: batching on the ONNX mlp, overhead, coalescing',
     '',
     `Measured ${new Date().toISOString()} at commit ${revision()} on ${machine()}; load average before the run ` +
       `${r.load} (a machine shared with other work). Reproduce with \`npm run bench:queue\` ` +
@@ -314,7 +314,7 @@ function report(r: {
     row(r.moderateRes.windows.off, label('off'), moderate),
     '',
     `Throughput on/off at ${heavy} connections, median of the ${r.heavyRes.ratios.length} pair ratios: ` +
-      `**${fixed(ratio, 2)}×** (pairs: ${r.heavyRes.ratios.map((x) => fixed(x, 2)).join(', ')}); the issue's target ` +
+      `**${fixed(ratio, 2)}×** (pairs: ${r.heavyRes.ratios.map((x) => fixed(x, 2)).join(', ')}); the target ` +
       `is ≥ 3×: ${ratio >= 3 ? 'met' : 'not met'}.`,
     '',
     `Latency at moderate load (${moderate} connections): batching may add up to the batch delay ` +

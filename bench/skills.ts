@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     const cpu = cpus();
     const weights = MLP_WIDTHS.slice(1).reduce((n, w, i) => n + (MLP_WIDTHS[i]! + 1) * w, 0);
     const markdown = `
-## Skills: Infer vs InferBatch, and the gRPC hop (issue 3)
+## Skills: Infer vs InferBatch, and the gRPC hop
 
 Reproduce: \`npm run bench:skills\` (\`-- --seconds N\` per configuration; this run: ${SECONDS} s).
 Run on ${new Date().toISOString().slice(0, 10)}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version},

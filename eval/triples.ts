@@ -37,7 +37,7 @@ function section(e: Evaluation): string {
   const all = at('all');
   const held = at('held-out');
   const dev = at('dev');
-  return `## nlp \`triples\` task: accuracy on a hand-labelled sample (issue 3)
+  return `## nlp \`triples\` task: accuracy on a hand-labelled sample
 
 Measured ${new Date().toISOString()} with \`npm run eval\` on ${machine()}.
 

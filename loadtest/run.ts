@@ -179,7 +179,7 @@ async function report(r: ReportInput): Promise<number> {
     writeSection(
       'loadtest-brief',
       [
-        "## Load test: the product brief's scenario (issue 13)",
+        "## Load test: the product brief's scenario",
         '',
         provenance(r.ctx, command, r.target.config, r.generator),
         server ? sharedNote(server.cores.other ?? NaN, cpus().length) : '',
