@@ -11,14 +11,58 @@
  *
  *   npm run bench:batching [-- --pairs 4 --seconds 6 --warmup 8 --connections 64 --no-write]
  */
-import { benchmarksPath, writeSection } from './doc-section.js';
+import { benchmarksPath, writeSection } from './lib/doc-section.js';
 import { randomUUID } from 'node:crypto';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
-import { http, startTestCluster } from '../test/helpers/cluster.js';
-import { testConfig } from '../test/helpers/env.js';
-import { treeCpuMs } from './proc-cpu.js';
-import { wrk, type WrkResult } from './batching-wrk.js';
+import { http } from '../test/helpers/cluster.js';
+import { type BenchCluster, startBenchCluster } from './cluster.js';
+import { median } from './lib/stats.js';
+import { treeCpuMs } from './lib/proc-cpu.js';
+import { runWrk, type WrkResult } from './lib/wrk.js';
+
+/**
+ * A wrk script that POSTs a distinct infer request each time (a counter per thread and a nonce
+ * per run in the text), so neither the cache nor request coalescing can answer it.
+ */
+function distinctInferScript(path: string, key: string, nonce: string): string {
+  return `
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+local counter = 0
+local texts = {
+  "I love this wonderful sunny city",
+  "I hate this terrible awful place",
+  "The meeting moved to Tuesday afternoon",
+  "What a great and happy surprise",
+}
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer ${key}"
+wrk.headers["Cache-Control"] = "no-store"
+function request()
+  counter = counter + 1
+  local body = string.format('{"input":"%s, run ${nonce} thread %d request %d.","task":"sentiment"}',
+    texts[counter % #texts + 1], tid, counter)
+  return wrk.format(nil, "${path}", nil, body)
+end
+`;
+}
+
+/** wrk through the cluster with distinct inputs: neither the cache nor coalescing can answer. */
+function wrk(url: string, key: string, durationS: number, connections: number): Promise<WrkResult> {
+  const path = new URL(url).pathname;
+  return runWrk({
+    url,
+    connections,
+    durationS,
+    timeoutS: 20,
+    scriptText: distinctInferScript(path, key, randomUUID()),
+  });
+}
 
 const { values: args } = parseArgs({
   options: {
@@ -48,23 +92,18 @@ interface Window {
   cpuPerRequest: Record<(typeof roles)[number], number>;
 }
 
-type Cluster = Awaited<ReturnType<typeof startTestCluster>>;
-
+/** The cluster the other benchmarks start (bench/cluster.ts), with batching on or off. */
 async function start(env: Record<string, string>) {
-  const t = await testConfig({
-    LOG_LEVEL: 'warn',
-    // The benchmark measures the model path, not the limits in front of it.
-    RATE_LIMITS: 'free=100,standard=1000,premium=1000000000',
-    NGINX_RATE_PER_IP: '1000000',
-    NGINX_BURST_PER_IP: '1000000',
+  const cluster = await startBenchCluster((line) => process.stdout.write(`  cluster: ${line}\n`), {
     REQUEST_TIMEOUT_MS: '20000',
+    // The pairs compare fixed clusters: the autoscaler must not add a gateway to one of them.
+    AUTOSCALE: 'off',
     ...env,
   });
-  const cluster = await startTestCluster(t.config, t.env);
-  return { cluster, cleanup: t.cleanup, url: `${cluster.endpoint}/v1/skills/nlp/infer`, key: cluster.devKey.key };
+  return { cluster, url: cluster.url, key: cluster.headers.Authorization!.replace(/^Bearer /, '') };
 }
 
-function rolePids(cluster: Cluster): Record<string, number[]> {
+function rolePids(cluster: BenchCluster): Record<string, number[]> {
   const out: Record<string, number[]> = { nginx: [], gateways: [], dispatcher: [], skill: [] };
   for (const p of cluster.processes) {
     const name = p.spec.name;
@@ -92,10 +131,7 @@ async function window(c: Awaited<ReturnType<typeof start>>): Promise<Window> {
   const pids = rolePids(c.cluster);
   const before = treeCpuMs(pids);
   const until = Date.now() + (seconds - 0.5) * 1000;
-  const [result, batchSizes] = await Promise.all([
-    wrk({ url: c.url, key: c.key, seconds, connections, nonce: randomUUID() }),
-    probe(c.url, c.key, until),
-  ]);
+  const [result, batchSizes] = await Promise.all([wrk(c.url, c.key, seconds, connections), probe(c.url, c.key, until)]);
   const after = treeCpuMs(pids);
   const n = Math.max(1, result.requests + batchSizes.length);
   const cpuPerRequest = Object.fromEntries(
@@ -103,12 +139,6 @@ async function window(c: Awaited<ReturnType<typeof start>>): Promise<Window> {
   ) as Window['cpuPerRequest'];
   return { wrk: result, batchSizes, cpuPerRequest };
 }
-
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = Math.floor(s.length / 2);
-  return s.length === 0 ? NaN : s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
 
 async function main(): Promise<void> {
   const clusters: Partial<Record<ModeName, Awaited<ReturnType<typeof start>>>> = {};
@@ -121,7 +151,7 @@ async function main(): Promise<void> {
     }
     for (const mode of modes) {
       const c = clusters[mode.name]!;
-      await wrk({ url: c.url, key: c.key, seconds: warmup, connections, nonce: randomUUID() });
+      await wrk(c.url, c.key, warmup, connections);
     }
     for (let p = 0; p < pairs; p++) {
       const order: ModeName[] = p % 2 === 0 ? ['on', 'off'] : ['off', 'on'];
@@ -132,17 +162,16 @@ async function main(): Promise<void> {
         windows[name].push(w);
         const cpu = roles.map((r) => `${r} ${w.cpuPerRequest[r].toFixed(2)}`).join(', ');
         process.stdout.write(
-          `  pair ${p + 1} ${name}: ${w.wrk.rps.toFixed(0)} req/s, p50 ${w.wrk.p50.toFixed(1)} ms, ` +
-            `p99 ${w.wrk.p99.toFixed(1)} ms, failed ${w.wrk.non2xx + w.wrk.socketErrors}, ` +
+          `  pair ${p + 1} ${name}: ${w.wrk.requestsPerSec.toFixed(0)} req/s, p50 ${w.wrk.p50Ms.toFixed(1)} ms, ` +
+            `p99 ${w.wrk.p99Ms.toFixed(1)} ms, failed ${w.wrk.non2xx + w.wrk.socketErrors}, ` +
             `batch median ${median(w.batchSizes)}, CPU ms/request: ${cpu}\n`,
         );
       }
-      ratios.push(got.on!.wrk.rps / got.off!.wrk.rps);
+      ratios.push(got.on!.wrk.requestsPerSec / got.off!.wrk.requestsPerSec);
     }
   } finally {
     for (const c of Object.values(clusters)) {
       await c.cluster.stop();
-      await c.cleanup();
     }
   }
   report(windows, ratios);
@@ -154,9 +183,9 @@ function report(windows: Record<ModeName, Window[]>, ratios: number[]): void {
     const sizes = ws.flatMap((w) => w.batchSizes);
     const cpu = (r: (typeof roles)[number]) => median(ws.map((w) => w.cpuPerRequest[r]));
     return {
-      rps: median(ws.map((w) => w.wrk.rps)),
-      p50: median(ws.map((w) => w.wrk.p50)),
-      p99: median(ws.map((w) => w.wrk.p99)),
+      rps: median(ws.map((w) => w.wrk.requestsPerSec)),
+      p50: median(ws.map((w) => w.wrk.p50Ms)),
+      p99: median(ws.map((w) => w.wrk.p99Ms)),
       failed: ws.reduce((a, w) => a + w.wrk.non2xx + w.wrk.socketErrors, 0),
       requests: ws.reduce((a, w) => a + w.wrk.requests, 0),
       batch: sizes.length ? `${median(sizes)} (max ${Math.max(...sizes)})` : 'n/a',

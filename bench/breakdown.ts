@@ -1,3 +1,5 @@
+import { median } from './lib/stats.js';
+
 /** The infer request of the benchmark; bench/post.lua sends the same body (run.ts checks it does). */
 export const INFER_BODY = '{"input":"My sister Maria lives in Madrid and loves her new job.","task":"sentiment"}';
 
@@ -73,17 +75,14 @@ export async function sampleBreakdown(url: string, headers: Record<string, strin
       outsideMs: clientMs - (t.totalMs ?? NaN),
     });
   }
-  const median = (key: keyof Omit<Breakdown, 'samples'>) => {
-    const sorted = rows.map((r) => r[key]).sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)] ?? NaN;
-  };
+  const mid = (key: keyof Omit<Breakdown, 'samples'>) => median(rows.map((r) => r[key]));
   return {
     samples,
-    queueingMs: median('queueingMs'),
-    skillMs: median('skillMs'),
-    computeMs: median('computeMs'),
-    gatewayMs: median('gatewayMs'),
-    clientMs: median('clientMs'),
-    outsideMs: median('outsideMs'),
+    queueingMs: mid('queueingMs'),
+    skillMs: mid('skillMs'),
+    computeMs: mid('computeMs'),
+    gatewayMs: mid('gatewayMs'),
+    clientMs: mid('clientMs'),
+    outsideMs: mid('outsideMs'),
   };
 }

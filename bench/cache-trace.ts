@@ -5,7 +5,7 @@
  *
  *   npm run bench:cache-trace
  */
-import { benchmarksPath, machine, writeSection } from './doc-section.js';
+import { benchmarksPath, machine, writeSection } from './lib/doc-section.js';
 import { generateTrace, simulate, type Policy, type SimResult, type TraceParams } from './cache-trace-sim.js';
 
 const TRACE: TraceParams = {
@@ -94,7 +94,7 @@ function tradeOff(results: SimResult[], ttlS: number): string {
 function renderSection(results: SimResult[], traceSize: number, periodic: number, wallS: number): string {
   const t = TRACE;
   return [
-    '## Refresh-ahead on a generated access trace (issue 4)',
+    '## Refresh-ahead on a generated access trace',
     '',
     `Measured ${new Date().toISOString().replace(/\.\d+Z$/, 'Z')} with:`,
     '',

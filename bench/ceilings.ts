@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { renderNginxConfig } from '../src/cluster/nginx.js';
 import { waitReady } from '../src/cluster/supervisor.js';
 import { freePorts } from '../test/helpers/env.js';
-import { HOST, stopChild, track } from './processes.js';
+import { HOST, stopChild, track } from './lib/processes.js';
 
 export type CeilingKind = 'express' | 'http';
 

@@ -8,7 +8,7 @@ import type { ManagedProcess } from '../src/cluster/managed-process.js';
 import { startCluster } from '../src/cluster/supervisor.js';
 import type { Stack } from './ceilings.js';
 import { deleteKeys, dropSchema, freePorts } from '../test/helpers/env.js';
-import { HOST } from './processes.js';
+import { HOST } from './lib/processes.js';
 
 const cliPath = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
 /** Per-key requests per window and per-IP requests/s that no run of this bench can reach. */

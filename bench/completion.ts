@@ -30,9 +30,9 @@ import { priorityFor } from '../src/queue/priority.js';
 import { JobProducer, RETAINED_JOBS, waitedJobOptions } from '../src/queue/producer.js';
 import { perJobChannel } from '../test/helpers/completion-worker.js';
 import { deleteKeys } from '../test/helpers/env.js';
-import { fixed, machine, revision, writeSection } from './doc-section.js';
-import { killAllSync, stopChild, track } from './processes.js';
-import { median, percentile } from './queue-load.js';
+import { fixed, machine, revision, writeSection } from './lib/doc-section.js';
+import { killAllSync, stopChild, track } from './lib/processes.js';
+import { median, percentile } from './lib/stats.js';
 
 const latencyJobs = Number(process.env.BENCH_LATENCY_JOBS ?? 2_000);
 const throughputJobs = Number(process.env.BENCH_THROUGHPUT_JOBS ?? 20_000);
@@ -328,7 +328,7 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
     return `| ${LABELS[n]} | ${fixed(r.rate, 2)}× | ${fixed(r.p50, 2)}× |`;
   };
   return [
-    '## How a gateway learns a job finished (issue 5)',
+    '## How a gateway learns a job finished',
     '',
     `Measured ${new Date().toISOString()} at commit ${revision()} on ${machine()}; load average before the run ` +
       `${load} (a machine shared with other work). Reproduce with \`npm run bench:completion\` ` +
@@ -368,7 +368,7 @@ function report(latency: Map<VariantName, Window[]>, throughput: Map<VariantName
       'A difference of that size is small next to the queue path’s few ms (bench:queue); what decides is the ' +
       'throughput under load and the cost in connections: QueueEvents needs a blocking connection per queue ' +
       '(skill) on every gateway, the shared channel one subscriber per gateway. Absolute figures move with the ' +
-      'machine (the issue’s first measurement saw 1.0–1.3 ms p50): compare within one run.',
+      'machine (an earlier measurement saw 1.0–1.3 ms p50): compare within one run.',
     '',
     '### Why the shared channel stays correct with N gateways',
     '',

@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { startPostgresInstance } from '../test/helpers/postgres-instance.js';
 import { OwnRedis } from '../test/helpers/redis-server.js';
 import { startBenchCluster } from './cluster.js';
-import { fixed, machine, revision, writeSection } from './doc-section.js';
+import { fixed, machine, revision, writeSection } from './lib/doc-section.js';
 
 const { values: args } = parseArgs({
   options: {

@@ -15,7 +15,8 @@ import { Redis } from 'ioredis';
 import { SkillClientPool } from '../src/skills/client-pool.js';
 import { CachedRegistry, SkillRegistry } from '../src/skills/registry.js';
 import { deleteKeys } from '../test/helpers/env.js';
-import { machine, writeSection } from './doc-section.js';
+import { median, percentile } from './lib/stats.js';
+import { machine, writeSection } from './lib/doc-section.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const DURATION_S = Number(process.env.BENCH_CHANNELS_DURATION_S ?? 5);
@@ -59,16 +60,6 @@ function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_S;
 }
 
-function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
-}
-
-const median = (xs: number[]) =>
-  percentile(
-    [...xs].sort((a, b) => a - b),
-    0.5,
-  );
-
 /** Closed loop: `CONCURRENCY` callers, each sending its next call when the last one answered. */
 async function measure(
   pool: SkillClientPool,
@@ -106,8 +97,8 @@ async function measure(
     round,
     channels,
     callsPerS: latencies.length / elapsedS,
-    p50Ms: percentile(latencies, 0.5),
-    p99Ms: percentile(latencies, 0.99),
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
     errors,
     clientCpu: (cpu.user + cpu.system) / 1e6 / elapsedS,
     skillCpu: (cpuSeconds(skillPid) - skill0) / elapsedS,
@@ -187,7 +178,7 @@ function section(rounds: Round[], load: [number, number]): string {
       `${s.p99Ms.toFixed(1)} ms | ${s.errors} | ${pct(s.clientCpu)} | ${pct(s.skillCpu)} | ` +
       `${Math.round(s.perCpuS).toLocaleString('en-US')} |`,
   );
-  return `## gRPC channels per replica: 1 vs 4 (issue 3)
+  return `## gRPC channels per replica: 1 vs 4
 
 Measured ${new Date().toISOString()} with:
 

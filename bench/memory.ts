@@ -5,7 +5,7 @@
  *
  *   npm run bench:memory [-- --triples 1000000 --tenants 100 --keep]
  */
-import { benchmarksPath, writeSection } from './doc-section.js';
+import { benchmarksPath, writeSection } from './lib/doc-section.js';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 import { loadConfig } from '../src/config/index.js';

@@ -26,8 +26,8 @@ import { SkillClient } from '../src/skills/client.js';
 import type { WireInferRequest, WireInferResponse } from '../src/skills/proto.js';
 import { makeTensor, tensorValues } from '../src/skills/tensors.js';
 import { agreement, ensureModels, MODELS_DIR, row } from '../test/helpers/models.js';
-import { benchmarksPath, fixed, machine, revision, writeSection } from './doc-section.js';
-import { treeCpuMs } from './proc-cpu.js';
+import { benchmarksPath, fixed, machine, revision, writeSection } from './lib/doc-section.js';
+import { treeCpuMs } from './lib/proc-cpu.js';
 
 const arg = (name: string, fallback: number) => {
   const i = process.argv.indexOf(`--${name}`);

@@ -7,7 +7,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { SkillClient } from '../src/skills/client.js';
-import { percentile } from './queue-load.js';
+import { percentile } from './lib/stats.js';
 
 const [address, connArg, durArg, nonce = '0'] = process.argv.slice(2);
 if (!address || !connArg || !durArg || !process.send)

@@ -1,11 +1,12 @@
 import { randomInt, randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { BenchCluster } from './cluster.js';
-import { keepAliveClient, median } from './queue-load.js';
+import { median } from './lib/stats.js';
+import { keepAliveClient } from './queue-load.js';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { runWrk, type WrkResult } from './wrk.js';
+import { runWrk, type WrkResult } from './lib/wrk.js';
 
 /** Median ms per phase, by name (`client` is the whole round trip as the client saw it). */
 export type Phases = Record<string, number>;

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { track } from './processes.js';
+import { track } from './lib/processes.js';
 
 /** A redis-server of the bench's own (no persistence) on `port`: its CPU and commands are the run's alone. */
 export async function ownRedis(port: number): Promise<{ url: string; pid: number; child: ChildProcess }> {

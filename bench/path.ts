@@ -26,11 +26,11 @@ import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
 import { SkillRegistry } from '../src/skills/registry.js';
 import { type BenchCluster, startBenchCluster } from './cluster.js';
-import { fixed, machine, revision, writeSection } from './doc-section.js';
-import { killAllSync, stopChild, track } from './processes.js';
-import { treeCpuMs } from './proc-cpu.js';
-import { median } from './queue-load.js';
-import type { WrkResult } from './wrk.js';
+import { fixed, machine, revision, writeSection } from './lib/doc-section.js';
+import { killAllSync, stopChild, track } from './lib/processes.js';
+import { treeCpuMs } from './lib/proc-cpu.js';
+import { median } from './lib/stats.js';
+import type { WrkResult } from './lib/wrk.js';
 import { commandStats, ownRedis } from './path-redis.js';
 import { phaseBreakdown, type Phases, wrkDistinct } from './path-phases.js';
 

@@ -3,7 +3,7 @@ import { Agent, type IncomingHttpHeaders, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mulberry32 } from '../scripts/models/prng.js';
-import { runWrk, type WrkResult } from './wrk.js';
+import { runWrk, type WrkResult } from './lib/wrk.js';
 
 /** Input width of the `mlp` model (models/mlp/config.json: FP32 [-1, 256]). */
 export const MLP_WIDTH = 256;
@@ -108,12 +108,3 @@ export function keepAliveClient(maxSockets = 1) {
     },
   };
 }
-
-/** Percentile (nearest rank) of `xs`; NaN when empty. */
-export function percentile(xs: number[], p: number): number {
-  if (xs.length === 0) return NaN;
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))]!;
-}
-
-export const median = (xs: number[]): number => percentile(xs, 50);

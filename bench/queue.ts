@@ -23,10 +23,11 @@ import { SkillClient } from '../src/skills/client.js';
 import { SkillRegistry } from '../src/skills/registry.js';
 import { skillItemsComputed } from '../test/helpers/skill-metrics.js';
 import { type BenchCluster, startBenchCluster } from './cluster.js';
-import { fixed, machine, revision, writeSection } from './doc-section.js';
-import { fixedFloats, keepAliveClient, median, MLP_WIDTH, mlpBody, percentile, wrkMlp } from './queue-load.js';
-import { killAllSync } from './processes.js';
-import type { WrkResult } from './wrk.js';
+import { fixed, machine, revision, writeSection } from './lib/doc-section.js';
+import { median, percentile } from './lib/stats.js';
+import { fixedFloats, keepAliveClient, MLP_WIDTH, mlpBody, wrkMlp } from './queue-load.js';
+import { killAllSync } from './lib/processes.js';
+import type { WrkResult } from './lib/wrk.js';
 
 const durationS = Number(process.env.BENCH_DURATION_S ?? 8);
 const pairs = Number(process.env.BENCH_PAIRS ?? 3);
@@ -289,7 +290,7 @@ function report(r: {
   const o = r.over;
   const d = (p: number) => percentile(o.cluster, p) - percentile(o.direct, p);
   return [
-    '## The queue path: batching on the ONNX mlp, overhead, coalescing (issue 5)',
+    '## The queue path: batching on the ONNX mlp, overhead, coalescing',
     '',
     `Measured ${new Date().toISOString()} at commit ${revision()} on ${machine()}; load average before the run ` +
       `${r.load} (a machine shared with other work). Reproduce with \`npm run bench:queue\` ` +
@@ -313,7 +314,7 @@ function report(r: {
     row(r.moderateRes.windows.off, label('off'), moderate),
     '',
     `Throughput on/off at ${heavy} connections, median of the ${r.heavyRes.ratios.length} pair ratios: ` +
-      `**${fixed(ratio, 2)}×** (pairs: ${r.heavyRes.ratios.map((x) => fixed(x, 2)).join(', ')}); the issue's target ` +
+      `**${fixed(ratio, 2)}×** (pairs: ${r.heavyRes.ratios.map((x) => fixed(x, 2)).join(', ')}); the target ` +
       `is ≥ 3×: ${ratio >= 3 ? 'met' : 'not met'}.`,
     '',
     `Latency at moderate load (${moderate} connections): batching may add up to the batch delay ` +

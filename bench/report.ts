@@ -1,5 +1,5 @@
 import type { Breakdown } from './breakdown.js';
-import type { WrkResult } from './wrk.js';
+import type { WrkResult } from './lib/wrk.js';
 
 export type StackName = 'infer' | 'cached' | 'express' | 'http';
 
@@ -41,7 +41,7 @@ export interface Ratio {
   value: number;
 }
 
-const HEADING = '## End-to-end infer path vs ceilings (issue 2)';
+const HEADING = '## End-to-end infer path vs ceilings';
 
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) + ' ms';
 const rps = (v: number) => Math.round(v).toLocaleString('en-US');
@@ -110,7 +110,7 @@ export function interpret(measurements: Measurement[], b: Breakdown, cores: numb
     `call to the skill, and all of those processes share the ${cores} cores with Redis and wrk, so it is expected`,
     `to sit far below them.`,
     `Answered from the cache, the same request reaches ${rps(r('cached'))} req/s,`,
-    `${pct(r('cached') / express)} of the Express ceiling (the cache issue's goal is at least 80 %:`,
+    `${pct(r('cached') / express)} of the Express ceiling (the goal is at least 80 %:`,
     `${r('cached') / express >= 0.8 ? 'met' : 'not met'}). The gateway serves plain JSON infer requests on a node:http`,
     `fast path rather than through Express, and spends what that saves on the key check, the`,
     `rate-limit and cache round trip to Redis and the cache lookup.`,

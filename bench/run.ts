@@ -3,7 +3,7 @@
  * connections, next to two ceilings measured in the same run (nginx → 2 × minimal Express,
  * nginx → 2 × bare node:http). Prints the figures and writes them to docs/BENCHMARKS.md.
  */
-import { benchmarksPath, revision, writeSection } from './doc-section.js';
+import { benchmarksPath, revision, writeSection } from './lib/doc-section.js';
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { cpus, loadavg, release, tmpdir, type } from 'node:os';
@@ -13,7 +13,7 @@ import { findNginx } from '../src/cluster/preflight.js';
 import { expectCache, INFER_BODY, sampleBreakdown } from './breakdown.js';
 import { type Stack, startCeiling } from './ceilings.js';
 import { type BenchCluster, startBenchCluster } from './cluster.js';
-import { killAllSync } from './processes.js';
+import { killAllSync } from './lib/processes.js';
 import {
   type Environment,
   errorCount,
@@ -26,8 +26,8 @@ import {
   STACK_LABELS,
   type StackName,
 } from './report.js';
-import { runWrk } from './wrk.js';
-import { treeCpuMs } from './proc-cpu.js';
+import { runWrk } from './lib/wrk.js';
+import { treeCpuMs } from './lib/proc-cpu.js';
 import { Redis } from 'ioredis';
 
 const CONNECTIONS = [1, 64] as const;

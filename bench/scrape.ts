@@ -7,7 +7,7 @@
  *   npm run bench:scrape
  */
 import { performance } from 'node:perf_hooks';
-import { machine, revision, writeSection } from './doc-section.js';
+import { machine, revision, writeSection } from './lib/doc-section.js';
 import { startBenchCluster } from './cluster.js';
 
 const SCRAPES = 40;

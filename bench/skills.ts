@@ -9,7 +9,7 @@
  *
  *   npm run bench:skills [-- --seconds 3]
  */
-import { benchmarksPath, writeSection } from './doc-section.js';
+import { benchmarksPath, writeSection } from './lib/doc-section.js';
 import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { fileURLToPath } from 'node:url';
@@ -21,6 +21,7 @@ import { createOnnxBackend } from '../src/skills/backends/onnx/index.js';
 import { SkillClient } from '../src/skills/client.js';
 import type { WireInferRequest } from '../src/skills/proto.js';
 import { makeTensor } from '../src/skills/tensors.js';
+import { median } from './lib/stats.js';
 
 const BATCH_SIZES = [1, 4, 16, 32];
 const OVERHEAD_SIZES = [1, 32];
@@ -29,7 +30,6 @@ const secondsArg = process.argv.indexOf('--seconds');
 const SECONDS = secondsArg > 0 ? Number(process.argv[secondsArg + 1]) : 3;
 const repository = MODELS_DIR;
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN;
 const p90 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length * 0.9)] ?? NaN;
 const fmt = (ms: number) => (ms >= 10 ? ms.toFixed(1) : ms.toFixed(3));
 
@@ -136,7 +136,7 @@ async function main(): Promise<void> {
     const cpu = cpus();
     const weights = MLP_WIDTHS.slice(1).reduce((n, w, i) => n + (MLP_WIDTHS[i]! + 1) * w, 0);
     const markdown = `
-## Skills: Infer vs InferBatch, and the gRPC hop (issue 3)
+## Skills: Infer vs InferBatch, and the gRPC hop
 
 Reproduce: \`npm run bench:skills\` (\`-- --seconds N\` per configuration; this run: ${SECONDS} s).
 Run on ${new Date().toISOString().slice(0, 10)}, ${cpu.length} × ${cpu[0]?.model.trim() ?? 'unknown CPU'}, Node ${process.version},

@@ -13,7 +13,7 @@
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { machine, revision, writeSection } from '../bench/doc-section.js';
+import { machine, revision, writeSection } from '../bench/lib/doc-section.js';
 import { autoscaleExperiment } from './autoscale.js';
 import type { Outcome } from './experiment.js';
 import { experiments } from './experiments.js';

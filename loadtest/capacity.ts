@@ -11,7 +11,7 @@
  */
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { writeSection } from '../bench/doc-section.js';
+import { writeSection } from '../bench/lib/doc-section.js';
 import { loadConfig } from '../src/config/index.js';
 import { docsDir, writeCsv } from './lib/csv.js';
 import { createKeys, defaultKeysPath, planFor, removeKeys } from './lib/keys.js';
@@ -194,7 +194,7 @@ function render(
   const best = rows.filter((r) => r.p95_ms < GOAL_MS && r.failed === 0).at(-1);
   const other = rows.reduce((m, r) => Math.max(m, r.other_cores ?? 0), 0);
   return [
-    '## Load test: the capacity curve (issue 13)',
+    '## Load test: the capacity curve',
     '',
     provenance(
       ctx,

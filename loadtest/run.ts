@@ -11,9 +11,9 @@
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { writeSection } from '../bench/doc-section.js';
+import { writeSection } from '../bench/lib/doc-section.js';
 import { loadConfig } from '../src/config/index.js';
-import { killAllSync } from '../bench/processes.js';
+import { killAllSync } from '../bench/lib/processes.js';
 import { createKeys, defaultKeysPath, planFor, removeKeys } from './lib/keys.js';
 import { findLocust, locustVersion, runLocust } from './lib/locust.js';
 import { Monitor, Probe, type ServerWindow, serverWindow, serverWindows } from './lib/monitor.js';
@@ -179,7 +179,7 @@ async function report(r: ReportInput): Promise<number> {
     writeSection(
       'loadtest-brief',
       [
-        "## Load test: the product brief's scenario (issue 13)",
+        "## Load test: the product brief's scenario",
         '',
         provenance(r.ctx, command, r.target.config, r.generator),
         server ? sharedNote(server.cores.other ?? NaN, cpus().length) : '',

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { stopChild, track } from '../../bench/processes.js';
+import { stopChild, track } from '../../bench/lib/processes.js';
 import { freePorts } from '../../test/helpers/env.js';
 import { parseSampleLines, type Sample } from './stats.js';
 

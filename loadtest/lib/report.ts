@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process';
 import { loadavg } from 'node:os';
-import { machine, revision } from '../../bench/doc-section.js';
+import { machine, revision } from '../../bench/lib/doc-section.js';
 import { findNginx } from '../../src/cluster/preflight.js';
 import type { Config } from '../../src/config/index.js';
 import type { Percentiles, Summary } from './stats.js';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { treeCpuMs } from '../../bench/proc-cpu.js';
+import { treeCpuMs } from '../../bench/lib/proc-cpu.js';
 import { METRICS } from '../../src/observability/catalogue.js';
 
 /**

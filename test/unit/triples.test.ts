@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import winkNLP from 'wink-nlp';
 import model from 'wink-eng-lite-web-model';
-import { evaluateTriples } from '../../bench/triples-eval.js';
-import { scoreTriples, type LabelledItem } from '../../bench/triples-score.js';
+import { evaluateTriples } from '../../eval/triples-eval.js';
+import { scoreTriples, type LabelledItem } from '../../eval/triples-score.js';
 import { extractTriples, type Triple } from '../../src/skills/backends/nlp/triples.js';
 import { sentenceTokens } from '../../src/skills/backends/nlp/wink-tokens.js';
 

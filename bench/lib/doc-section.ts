@@ -5,7 +5,7 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** docs/BENCHMARKS.md, where every benchmark writes its own marked section. */
-export const benchmarksPath = fileURLToPath(new URL('../docs/BENCHMARKS.md', import.meta.url));
+export const benchmarksPath = fileURLToPath(new URL('../../docs/BENCHMARKS.md', import.meta.url));
 
 const HEADER = `# Benchmarks
 

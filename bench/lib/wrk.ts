@@ -1,4 +1,7 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { track } from './processes.js';
 
@@ -10,6 +13,10 @@ export interface WrkOptions {
   durationS: number;
   /** A wrk Lua script (e.g. bench/post.lua); without one wrk sends GET. */
   script?: string;
+  /** The script's text instead of a file (written to a temporary file for the run). */
+  scriptText?: string;
+  /** wrk threads; 1 unless the generator needs more (see runWrk). */
+  threads?: number;
   /** Extra request headers (wrk -H), e.g. Authorization. */
   headers?: Record<string, string>;
   /** Per-request timeout; a request slower than this is counted as a timeout, not as latency. */
@@ -28,12 +35,27 @@ export interface WrkResult {
 }
 
 /**
- * Runs wrk with one thread: the machine has few cores and wrk shares them with what it
- * measures, so a second wrk thread would mostly take CPU away from the servers.
+ * The benchmarks' one wrk runner. One thread by default: the machine has few cores and wrk
+ * shares them with what it measures, so a second wrk thread would mostly take CPU away from the
+ * servers. Loads 127.0.0.1 only.
  */
 export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
+  const host = new URL(opts.url).hostname;
+  if (host !== '127.0.0.1') throw new Error(`benchmarks only load 127.0.0.1, not ${host}`);
+  if (opts.scriptText === undefined) return wrkOnce(opts);
+  const dir = mkdtempSync(join(tmpdir(), 'skillserve-wrk-'));
+  const script = join(dir, 'script.lua');
+  writeFileSync(script, opts.scriptText);
+  try {
+    return await wrkOnce({ ...opts, script });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function wrkOnce(opts: WrkOptions): Promise<WrkResult> {
   const args = [
-    '-t1',
+    `-t${opts.threads ?? 1}`,
     `-c${opts.connections}`,
     `-d${opts.durationS}s`,
     `--timeout`,
@@ -43,7 +65,7 @@ export async function runWrk(opts: WrkOptions): Promise<WrkResult> {
   for (const [name, value] of Object.entries(opts.headers ?? {})) args.push('-H', `${name}: ${value}`);
   if (opts.script) args.push('-s', opts.script);
   args.push(opts.url);
-  const run = execFileAsync('wrk', args, { maxBuffer: 1024 * 1024 });
+  const run = execFileAsync('wrk', args, { maxBuffer: 1024 * 1024, timeout: (opts.durationS + 60) * 1000 });
   track(run.child);
   const { stdout } = await run;
   return parseWrkOutput(stdout);

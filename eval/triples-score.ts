@@ -1,7 +1,7 @@
 /**
  * Scores extracted triples against hand-labelled ones: precision and recall with an exact match
  * on normalised lemmas, and a looser partial match. Pure: the caller supplies the normaliser
- * (bench/triples.ts uses wink-nlp's lemmas), so the scoring itself can be tested on its own.
+ * (eval/triples.ts uses wink-nlp's lemmas), so the scoring itself can be tested on its own.
  */
 
 /** A gold fact: subject, relation, object; each field may list alternatives separated by "|". */

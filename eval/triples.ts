@@ -1,9 +1,9 @@
 /**
  * Accuracy of the nlp skill's `triples` task on the hand-labelled sample
  * (test/fixtures/triples-sample.json): prints the figures and writes them into the
- * `triples` section of docs/BENCHMARKS.md.  Run: npm run bench:triples
+ * `triples` section of docs/BENCHMARKS.md.  Run: npm run eval
  */
-import { machine, writeSection } from './doc-section.js';
+import { machine, writeSection } from '../bench/lib/doc-section.js';
 import { type Evaluation, evaluateTriples } from './triples-eval.js';
 
 const pct = (v: number) => `${(v * 100).toFixed(0)} %`;
@@ -37,9 +37,9 @@ function section(e: Evaluation): string {
   const all = at('all');
   const held = at('held-out');
   const dev = at('dev');
-  return `## nlp \`triples\` task: accuracy on a hand-labelled sample (issue 3)
+  return `## nlp \`triples\` task: accuracy on a hand-labelled sample
 
-Measured ${new Date().toISOString()} with \`npm run bench:triples\` on ${machine()}.
+Measured ${new Date().toISOString()} with \`npm run eval\` on ${machine()}.
 
 The sample is [test/fixtures/triples-sample.json](../test/fixtures/triples-sample.json): ${all.items} short English
 texts with ${all.gold} facts labelled by hand (labelling conventions are in the file's \`about\`). The extractor
