@@ -15,6 +15,7 @@ cd "$(dirname "$0")/.."
 SERIAL=(
   batching             # counts the batches jobs were computed in, under the batcher's timing
   cache-and-limits     # one Redis round trip per hit; STALE after an expiry
+  chaos                # the failure experiments' short profile under steady load
   cli-up-down          # starts `up`, then kills its supervisor outright
   completion           # the safety net at the deadline
   dispatcher-batching  # a partial batch goes after its delay
@@ -27,12 +28,14 @@ SERIAL=(
   postgres-stall       # a hung Postgres costs milliseconds
   public-port          # hundreds of dripping connections against nginx's per-IP limits
   queue-path           # deadlines in the queue, stalled-job recovery within the lock time
+  redis-cluster        # a private 3+3 Redis Cluster, failover
   redis-failure        # Redis killed: answers within the breaker's timeouts
   redis-hang           # Redis frozen: found within two timeouts
   redis-persistence
   redis-restart
   refresh-ahead        # recomputes an entry shortly before it expires
   scaling              # the autoscaler acts on CPU
+  skill-breakers       # a hung replica's breaker opens and closes
 )
 
 serial_files=()
