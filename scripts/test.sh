@@ -22,6 +22,7 @@ SERIAL=(
   redis-hang       # Redis frozen: found within two timeouts
   redis-persistence
   redis-restart
+  redis-cluster    # six redis-servers, three roles and four clients through a failover
   scaling          # the autoscaler acts on CPU
 )
 
