@@ -1,17 +1,11 @@
 import { Redis } from 'ioredis';
-import type { RedisClient } from '../../src/lib/redis.js';
 import { SkillClient } from '../../src/skills/client.js';
 import { SkillRegistry } from '../../src/skills/registry.js';
 import { REDIS_URL } from './env.js';
 
 /** Items the live replicas of `skill` have computed, asked over gRPC GetMetrics: real model runs. */
-export async function skillItemsComputed(
-  keyPrefix: string,
-  skill: string,
-  /** A URL (connected to and closed here), or an open client (a Redis Cluster's). */
-  where: string | RedisClient = REDIS_URL,
-): Promise<number> {
-  const redis = typeof where === 'string' ? new Redis(where) : where;
+export async function skillItemsComputed(keyPrefix: string, skill: string, redisUrl = REDIS_URL): Promise<number> {
+  const redis = new Redis(redisUrl);
   try {
     const { live } = await new SkillRegistry(redis, keyPrefix).snapshot();
     let total = 0;
@@ -25,6 +19,6 @@ export async function skillItemsComputed(
     }
     return total;
   } finally {
-    if (typeof where === 'string') redis.disconnect();
+    redis.disconnect();
   }
 }

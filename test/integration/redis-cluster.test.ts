@@ -3,15 +3,16 @@ import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { after, before, describe, it } from 'node:test';
 import { Redis } from 'ioredis';
+import OpenAI from 'openai';
 import type { Config } from '../../src/config/index.js';
 import { closeRedis, describeRedis, openRedis, type RedisClient, redisReady } from '../../src/lib/redis.js';
 import { keyHolders } from '../../src/lib/redis-scan.js';
 import { queuePrefix } from '../../src/queue/job.js';
 import { http, type HttpResult, startTestCluster } from '../helpers/cluster.js';
 import { eventually, REDIS_URL, testConfig } from '../helpers/env.js';
+import { type FakeOpenAi, startFakeOpenAi } from '../helpers/fake-openai.js';
 import { createKeys } from '../helpers/keys.js';
 import { RedisClusterServers } from '../helpers/redis-cluster-servers.js';
-import { skillItemsComputed } from '../helpers/skill-metrics.js';
 
 const slotOf = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number;
 const noStore = { 'cache-control': 'no-store' };
@@ -28,6 +29,7 @@ describe('on a Redis Cluster (3 masters + 3 replicas)', () => {
   let cleanup: (() => Promise<void>) | undefined;
   let keys: Record<string, { authorization: string }>;
   let redis: RedisClient;
+  let fake: FakeOpenAi;
   const infer = (key: { authorization: string }, input: string, headers: Record<string, string> = {}) =>
     http(`${cluster.endpoint}/v1/skills/nlp/infer`, {
       json: { input, task: 'sentiment' },
@@ -39,6 +41,7 @@ describe('on a Redis Cluster (3 masters + 3 replicas)', () => {
 
   before(async () => {
     servers = await RedisClusterServers.start();
+    fake = await startFakeOpenAi(['tiny-llm']);
     const t = await testConfig({
       REDIS_CLUSTER_NODES: servers.seeds,
       // Only its scheme and credentials count with REDIS_CLUSTER_NODES; its host is not used.
@@ -46,7 +49,11 @@ describe('on a Redis Cluster (3 masters + 3 replicas)', () => {
       // Preflight checks that every master keeps an AOF.
       REDIS_PERSISTENCE: 'require',
       REDIS_BREAKER_RESET_MS: '500',
-      SKILLS: 'nlp',
+      SKILLS: 'nlp,openai',
+      // Every request through the queue (and streamed tokens through Redis), never the idle bypass.
+      QUEUE_BYPASS_WHEN_IDLE: 'false',
+      OPENAI_BASE_URL: fake.url,
+      OPENAI_MODEL: 'tiny-llm',
       RATE_LIMITS: 'free=4,standard=100000,premium=100000',
       RATE_LIMIT_WINDOW_S: '3600',
       // Room for a dispatcher restart (coalescing) on a busy shared machine: many seconds under tsx.
@@ -67,6 +74,7 @@ describe('on a Redis Cluster (3 masters + 3 replicas)', () => {
     if (redis) await closeRedis(redis);
     await cluster?.stop();
     await servers?.destroy();
+    await fake?.close();
     await cleanup?.();
   });
 
@@ -120,22 +128,45 @@ describe('on a Redis Cluster (3 masters + 3 replicas)', () => {
     assert.equal(typeof done[0]!.body.output.score, 'number');
   });
 
-  it('runs the model once for identical requests in flight on both gateways (coalescing)', async () => {
-    const dispatcher = cluster.processes.find((p) => p.spec.name === 'dispatcher-1')!;
-    await dispatcher.stop(5_000);
-    const before = await skillItemsComputed(config.KEY_PREFIX, 'nlp', redis);
-    const input = `Coalesce me on a cluster ${randomUUID()}`;
-    const pending = Array.from({ length: 12 }, () => infer(keys.main!, input, noStore));
-    await new Promise((r) => setTimeout(r, 500));
-    dispatcher.start();
-    const answers = await Promise.all(pending);
+  it('streams a chat completion token by token (each job its own stream slot)', async () => {
+    const client = new OpenAI({
+      apiKey: keys.main!.authorization.slice('Bearer '.length),
+      baseURL: `${cluster.endpoint}/v1`,
+      maxRetries: 0,
+    });
+    await eventually(async () => assert.ok((await client.models.list()).data.some((m) => m.id === 'tiny-llm')));
+    fake.script({ kind: 'ok', tokenDelayMs: 20 });
+    const input = `one two three ${randomUUID()}`;
+    const stream = await client.chat.completions.create({
+      model: 'tiny-llm',
+      messages: [{ role: 'user', content: input }],
+      stream: true,
+    });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? '';
+    assert.equal(text, `echo: ${input}`);
+  });
+
+  it('runs the model once for identical requests in flight (coalescing)', async () => {
+    // A slow deterministic generation (temperature 0): the identical requests arrive while it runs.
+    fake.script({ kind: 'ok', delayMs: 1_500 });
+    const before = fake.generations().length;
+    const body = {
+      model: 'tiny-llm',
+      messages: [{ role: 'user', content: `coalesce ${randomUUID()}` }],
+      temperature: 0,
+    };
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        http(`${cluster.endpoint}/v1/chat/completions`, { json: body, headers: { ...keys.main, ...noStore } }),
+      ),
+    );
     assert.ok(
       answers.every((a) => a.status === 200),
       answers.map((a) => a.text).join('\n'),
     );
-    assert.equal(new Set(answers.map((a) => JSON.stringify(a.body.output))).size, 1);
-    assert.equal(new Set(answers.map((a) => a.headers.get('x-served-by'))).size, 2, 'both gateways waited');
-    assert.equal((await skillItemsComputed(config.KEY_PREFIX, 'nlp', redis)) - before, 1);
+    assert.equal(new Set(answers.map((a) => a.body.choices[0].message.content)).size, 1);
+    assert.equal(fake.generations().length - before, 1, 'one generation upstream for all eight');
   });
 
   it("keeps answering through a failover of the queue's master, and loses no accepted job", async (t) => {
