@@ -7,6 +7,7 @@ import type { CacheEntry } from '../cache/response-cache.js';
 import type { LimitDecision } from '../cache/token-bucket.js';
 import { defaultDeadlineMs } from '../config/index.js';
 import { AppError } from '../errors/index.js';
+import type { InferJobResult } from '../queue/job.js';
 import { type InferItem, outputValue, type SkillAnswer } from '../skills/contract.js';
 import type { SkillInfo } from '../skills/registry.js';
 import type { GatewayDeps } from './deps.js';
@@ -227,7 +228,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
   const directCalls = new Map<string, Promise<SkillAnswer>>();
 
   /** A skill replica over gRPC, without the queue: while Redis is down, or while the queue is idle. */
-  async function callDirect(p: Plan, requestId: string, clock?: PhaseClock): Promise<SkillAnswer> {
+  async function callDirect(p: Plan, requestId: string, clock?: PhaseClock): Promise<InferJobResult> {
     const shared = p.coalesceId ? directCalls.get(p.coalesceId) : undefined;
     const call = shared ?? deps.direct(p.skill.name, requestId, p.item, p.deadlineAt);
     if (!shared && p.coalesceId) {
@@ -237,7 +238,8 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
     }
     const result = await call;
     clock?.mark('direct');
-    return result;
+    // No queue was waited in: the answer's timings say so.
+    return { ...result, timing: { ...result.timing, queueMs: 0 } };
   }
 
   /**
@@ -245,7 +247,7 @@ export function createInference(deps: GatewayDeps, metrics: GatewayMetrics) {
    * QUEUE_BYPASS_WHEN_IDLE, straight to it too while the skill's queue is idle (nothing waiting,
    * nothing of this gateway's in flight): there is no batch to join and no one to go before.
    */
-  async function compute(p: Plan, requestId: string, degraded: boolean, clock?: PhaseClock): Promise<SkillAnswer> {
+  async function compute(p: Plan, requestId: string, degraded: boolean, clock?: PhaseClock): Promise<InferJobResult> {
     const skill = p.skill.name;
     const degradedCall = () => {
       metrics.degraded.inc({ reason: 'direct' });
