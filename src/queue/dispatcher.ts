@@ -218,6 +218,11 @@ export function createDispatcher(deps: DispatcherDeps): Dispatcher {
   function startWorker(info: SkillInfo): void {
     const skill = info.name;
     const { processor, settings } = processorFor(info);
+    // Every series of the skill exists from the start: dashboards and rates read an idle skill
+    // (or one whose quiet traffic the gateways' idle bypass serves) as 0, not as absent.
+    const batched = settings.maxBatchSize > 1 ? [batchSize, batchWait, batchCompute] : [];
+    for (const h of [queueWait, skillCall, ...batched]) h.zero({ skill });
+    for (const outcome of ['completed', 'failed', 'expired']) jobsTotal.inc({ skill, outcome }, 0);
     const concurrency = workerConcurrency(settings, config.DISPATCHER_CONCURRENCY);
     // Streamed jobs (OpenAI-compatible `stream: true`) bypass the batcher: see stream-job.ts.
     const worker = new Worker<InferJobData, InferJobResult>(skill, withStreaming(processor, deps), {
