@@ -15,9 +15,9 @@ interface Listener {
 }
 
 /**
- * Streamed generations a gateway computes without the queue (the idle bypass, or while Redis is
- * down): their deltas go straight from the gRPC stream to the waiting response, in process,
- * instead of through a Redis token stream. The route listens under its request id; the direct
+ * Streamed generations a gateway computes without the queue (while Redis is down; a stream never
+ * takes the idle bypass): their deltas go straight from the gRPC stream to the waiting response,
+ * in process, instead of through a Redis token stream. The route listens under its request id; the direct
  * call looks the listener up under the same id.
  */
 export class DirectStreams {

@@ -53,7 +53,7 @@ export function streamGeneration(call: StreamCall): Promise<ReturnType<typeof us
     let unfollow = () => {};
     const timers: NodeJS.Timeout[] = [];
 
-    // Computed without the queue (idle bypass, Redis down): deltas come in process, not over Redis.
+    // Computed without the queue (Redis down): deltas come in process, not over Redis.
     const unlisten = deps.directStreams?.listen(
       call.requestId,
       (text) => {

@@ -177,7 +177,7 @@ describe('OpenAI-compatible API with the official client', () => {
     assert.equal(sent.temperature, 0.5);
   });
 
-  it('streams from the skill straight to the client while the queue is idle (no Redis token stream)', async () => {
+  it('streams a chat completion, with usage', async () => {
     fake.script({ kind: 'ok', tokenDelayMs: 10 });
     const stream = await client.chat.completions.create({
       model: 'tiny-llm',
