@@ -1,17 +1,11 @@
 import type { ErrorBody } from '../errors/index.js';
-import type { WireTensor } from './proto.js';
+import type { InferItem, SkillOutput } from './contract.js';
 
 export type ModelState = 'UNLOADED' | 'LOADING' | 'READY' | 'FAILED';
 
-/** One item to compute, as a backend sees it. */
-export interface BackendItem {
+/** One item to compute, as a backend sees it: the skill contract's item and its id. */
+export interface BackendItem extends InferItem {
   id: string;
-  text?: string;
-  tensors?: WireTensor[];
-  task: string;
-  maxTokens: number;
-  temperature?: number;
-  modelVersion: string;
 }
 
 /** What the server knows about the call a batch arrived in. */
@@ -22,7 +16,7 @@ export interface InferContext {
   signal?: AbortSignal;
 }
 
-export type BackendOutput = { text: string } | { json: unknown } | { tensors: WireTensor[] };
+export type BackendOutput = SkillOutput;
 
 /** `model` names the model that answered this item (name@version) when it differs from the skill's. */
 export type BackendResult = { ok: true; output: BackendOutput; model?: string } | { ok: false; error: ErrorBody };
