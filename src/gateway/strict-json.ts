@@ -1,5 +1,6 @@
 import { isUtf8 } from 'node:buffer';
 import type { IncomingMessage } from 'node:http';
+import express, { type RequestHandler } from 'express';
 import { AppError } from '../errors/index.js';
 
 /**
@@ -26,4 +27,15 @@ export function decodeUtf8(body: Buffer): string {
  */
 export function verifyUtf8(_req: IncomingMessage, _res: unknown, body: Buffer, encoding: string): void {
   if (encoding.toLowerCase().replace('-', '') === 'utf8' && !isUtf8(body)) throw notUtf8();
+}
+
+/** The media types our JSON routes read: `application/json` and the `+json` family. */
+export const JSON_TYPES = ['application/json', 'application/*+json'];
+
+/**
+ * express.json as the routes take it: any JSON value at the top (the routes say what they
+ * want), bodies up to `limit` bytes, UTF-8 checked before decoding ({@link verifyUtf8}).
+ */
+export function strictJson(limit: number, type: string | string[] = JSON_TYPES): RequestHandler {
+  return express.json({ limit, strict: false, type, verify: verifyUtf8 });
 }

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import express, { Router } from 'express';
+import { Router } from 'express';
 import type { Job } from 'bullmq';
 import { canonicalJson } from '../../cache/cache-key.js';
 import { AppError } from '../../errors/index.js';
@@ -9,7 +9,7 @@ import type { Inference } from '../inference.js';
 import { idempotencyKey } from '../idempotency-key.js';
 import { jobStatus } from '../job-status.js';
 import { queueReachable } from '../redis-stall.js';
-import { verifyUtf8 } from '../strict-json.js';
+import { strictJson } from '../strict-json.js';
 import { parseInferBody, skillNamePattern } from '../validation.js';
 import { enforceLimit, registrySnapshot, resolveRequest } from './request.js';
 
@@ -23,7 +23,8 @@ const jobIdPattern = /^[ai]-[A-Za-z0-9-]{1,64}$/;
 export function jobRoutes(deps: GatewayDeps, inference: Inference): Router {
   const { config, jobs, skills } = deps;
   const router = Router();
-  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, verify: verifyUtf8 });
+  // application/json only, as before: express.json's default type.
+  const json = strictJson(config.BODY_LIMIT_BYTES, 'application/json');
 
   const snapshot = () => registrySnapshot(skills);
 

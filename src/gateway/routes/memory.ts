@@ -1,4 +1,4 @@
-import express, { type Request, type Response, Router } from 'express';
+import { type Request, type Response, Router } from 'express';
 import { canonicalJson } from '../../cache/cache-key.js';
 import { defaultDeadlineMs } from '../../config/index.js';
 import { AppError } from '../../errors/index.js';
@@ -14,7 +14,7 @@ import {
 } from '../../memory/validation.js';
 import type { GatewayDeps } from '../deps.js';
 import { idempotencyKey } from '../idempotency-key.js';
-import { verifyUtf8 } from '../strict-json.js';
+import { strictJson } from '../strict-json.js';
 import { registrySnapshot } from './request.js';
 
 /** A triple as the API shows it (snake_case, ISO times). */
@@ -49,14 +49,8 @@ export function memoryRoutes({
   skills,
 }: Pick<GatewayDeps, 'config' | 'memory' | 'jobs' | 'skills'>): Router {
   const router = Router();
-  const jsonType = ['application/json', 'application/*+json'];
-  const bulkJson = express.json({
-    limit: config.MEMORY_BODY_LIMIT_BYTES,
-    strict: false,
-    type: jsonType,
-    verify: verifyUtf8,
-  });
-  const json = express.json({ limit: config.BODY_LIMIT_BYTES, strict: false, type: jsonType, verify: verifyUtf8 });
+  const bulkJson = strictJson(config.MEMORY_BODY_LIMIT_BYTES);
+  const json = strictJson(config.BODY_LIMIT_BYTES);
 
   /**
    * Asserts `triples` and answers; with an Idempotency-Key, at most once per key (a retry gets the

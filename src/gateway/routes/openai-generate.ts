@@ -1,4 +1,4 @@
-import express, { type Request, type Response, Router } from 'express';
+import { type Request, type Response, Router } from 'express';
 import {
   completionObject,
   type GenerationOutput,
@@ -12,7 +12,7 @@ import { admitItems, answerItems } from '../../openai/run-items.js';
 import { streamGeneration } from '../../openai/stream-generation.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
-import { verifyUtf8 } from '../strict-json.js';
+import { strictJson } from '../strict-json.js';
 import { parseDeadline } from '../validation.js';
 import { registrySnapshot } from './request.js';
 
@@ -24,12 +24,7 @@ import { registrySnapshot } from './request.js';
 export function openAiGenerateRoutes(deps: GatewayDeps, inference: Inference, tokens: TokenLimiter): Router {
   const { config, skills } = deps;
   const router = Router();
-  const json = express.json({
-    limit: config.BODY_LIMIT_BYTES,
-    strict: false,
-    type: ['application/json', 'application/*+json'],
-    verify: verifyUtf8,
-  });
+  const json = strictJson(config.BODY_LIMIT_BYTES);
 
   const generate = (kind: 'chat' | 'completion') =>
     async function generateRoute(req: Request, res: Response) {

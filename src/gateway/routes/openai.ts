@@ -1,4 +1,4 @@
-import express, { type NextFunction, type Request, type Response, Router } from 'express';
+import { type NextFunction, type Request, type Response, Router } from 'express';
 import { AppError } from '../../errors/index.js';
 import { base64Vector, embeddingItem, embeddingOf, parseEmbeddingsRequest } from '../../openai/embeddings.js';
 import { sendOpenAiError } from '../../openai/errors.js';
@@ -7,7 +7,7 @@ import { admitItems, answerItems } from '../../openai/run-items.js';
 import { createTokenLimiter, estimateTokens } from '../../openai/token-limit.js';
 import type { GatewayDeps } from '../deps.js';
 import type { Inference } from '../inference.js';
-import { verifyUtf8 } from '../strict-json.js';
+import { strictJson } from '../strict-json.js';
 import { openAiGenerateRoutes } from './openai-generate.js';
 import { registrySnapshot } from './request.js';
 
@@ -21,12 +21,7 @@ export function openAiRoutes(deps: GatewayDeps, inference: Inference): Router {
   const { config, skills } = deps;
   const router = Router();
   const tokens = createTokenLimiter(deps);
-  const json = express.json({
-    limit: config.BODY_LIMIT_BYTES,
-    strict: false,
-    type: ['application/json', 'application/*+json'],
-    verify: verifyUtf8,
-  });
+  const json = strictJson(config.BODY_LIMIT_BYTES);
   const paths = ['/v1/models', '/v1/models/*id', '/v1/embeddings', '/v1/chat/completions', '/v1/completions'];
 
   // Authenticated here rather than by the /v1 middleware, so a bad key gets OpenAI's body too.

@@ -1,9 +1,9 @@
-import express, { Router } from 'express';
+import { Router } from 'express';
 import { AppError } from '../../errors/index.js';
 import { publicName } from '../../lib/public-name.js';
 import type { RegistrySnapshot } from '../../skills/registry.js';
 import type { GatewayDeps } from '../deps.js';
-import { verifyUtf8 } from '../strict-json.js';
+import { strictJson } from '../strict-json.js';
 import type { InferService } from './infer.js';
 import { registrySnapshot } from './request.js';
 import { describeModels } from './skill-models.js';
@@ -11,12 +11,7 @@ import { describeModels } from './skill-models.js';
 /** `GET /v1/skills`, `GET /v1/skills/:skill`, `POST /v1/skills/:skill/infer`. */
 export function skillRoutes({ config, skills }: GatewayDeps, serveInfer: InferService): Router {
   const router = Router();
-  const json = express.json({
-    limit: config.BODY_LIMIT_BYTES,
-    strict: false,
-    type: ['application/json', 'application/*+json'],
-    verify: verifyUtf8,
-  });
+  const json = strictJson(config.BODY_LIMIT_BYTES);
 
   const snapshot = () => registrySnapshot(skills);
 
